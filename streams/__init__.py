@@ -1,0 +1,1 @@
+"""I/O around the pure processors: Kafka, Redis, Avro, the worker app, replay and the CLI."""
