@@ -1,0 +1,276 @@
+"""Domain records mirroring the Avro schemas, plus their plain-dict conversion.
+
+Field names and order here are the wire contract (DESIGN §2): the Avro codec in
+`streams/` calls `to_dict` / `from_dict`, so both deal only in JSON-ish values:
+enums travel as their names, tuples as lists, nested records as dicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from processors.errors import InvalidRecord
+
+
+class IncidentStatus(str, enum.Enum):
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+    RETRACTED = "RETRACTED"
+
+
+class EntitlementKind(str, enum.Enum):
+    SUBSCRIPTION = "SUBSCRIPTION"
+    RENTAL = "RENTAL"
+    VOD_PASS = "VOD_PASS"
+    VOUCHER = "VOUCHER"
+    COUPON = "COUPON"
+    POINTS = "POINTS"
+    MEMBERSHIP = "MEMBERSHIP"
+
+
+class BillingChannel(str, enum.Enum):
+    WEB = "WEB"
+    APP_STORE = "APP_STORE"
+    PLAY_STORE = "PLAY_STORE"
+    CARRIER = "CARRIER"
+    NONE = "NONE"
+
+
+class EntitlementStatus(str, enum.Enum):
+    ACTIVE = "ACTIVE"
+    CANCELED = "CANCELED"
+    EXPIRED = "EXPIRED"
+    REFUNDED = "REFUNDED"
+    REDEEMED = "REDEEMED"
+
+
+class ReporterKind(str, enum.Enum):
+    INDIVIDUAL = "INDIVIDUAL"
+    BUSINESS = "BUSINESS"
+
+
+class ReportCategory(str, enum.Enum):
+    PAID_SERVICE = "PAID_SERVICE"
+    FREE_SERVICE = "FREE_SERVICE"
+    BUSINESS_LOSS = "BUSINESS_LOSS"
+    OTHER = "OTHER"
+
+
+class Action(str, enum.Enum):
+    EXTEND = "EXTEND"
+    CREDIT = "CREDIT"
+    PAYOUT = "PAYOUT"
+    GRANT = "GRANT"
+    REVERSAL = "REVERSAL"
+
+
+class SubjectKind(str, enum.Enum):
+    ENTITLEMENT = "ENTITLEMENT"
+    REPORT = "REPORT"
+    USER = "USER"
+
+
+class ReviewReason(str, enum.Enum):
+    LARGE_BUSINESS_LOSS = "LARGE_BUSINESS_LOSS"
+    BUSINESS_LOSS_UNSTATED = "BUSINESS_LOSS_UNSTATED"
+    FREE_SERVICE = "FREE_SERVICE"
+    PAID_SERVICE_UNCOVERED = "PAID_SERVICE_UNCOVERED"
+    OTHER = "OTHER"
+
+
+class NoticeKind(str, enum.Enum):
+    REMEDY_ISSUED = "REMEDY_ISSUED"
+    REMEDY_REVERSED = "REMEDY_REVERSED"
+    REPORT_COVERED = "REPORT_COVERED"
+    REPORT_IN_REVIEW = "REPORT_IN_REVIEW"
+    REPORT_REJECTED = "REPORT_REJECTED"
+    REPORT_NO_CHANGE = "REPORT_NO_CHANGE"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a triggering record was read from (lineage)."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutageWindow:
+    incident_id: str
+    revision: int
+    status: IncidentStatus
+    services: tuple[str, ...]
+    started_at: int
+    ended_at: int | None
+    site: str
+    published_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntitlementState:
+    entitlement_id: str
+    user_id: str
+    service: str
+    kind: EntitlementKind
+    billing_channel: BillingChannel
+    status: EntitlementStatus
+    valid_from: int
+    valid_until: int
+    price_krw: int
+    period_days: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class DamageReport:
+    report_id: str
+    reporter_id: str
+    reporter_kind: ReporterKind
+    business_id: str | None
+    service: str
+    incident_id: str | None
+    category: ReportCategory
+    claimed_loss_krw: int | None
+    occurred_at: int | None
+    title: str
+    body: str
+    contact_email: str | None
+    contact_phone: str | None
+    submitted_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemedyAction:
+    remedy_id: str
+    incident_id: str
+    rule_id: str
+    policy_version: str
+    action: Action
+    user_id: str
+    subject_kind: SubjectKind
+    subject_id: str
+    service: str
+    extend_hours: int | None
+    amount_krw: int | None
+    supersedes: str | None
+    decided_at: int
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewCase:
+    """A case for human review: the only record that carries personal data."""
+
+    review_id: str
+    case_id: str
+    incident_id: str | None
+    reporter_id: str
+    reporter_kind: ReporterKind
+    business_id: str | None
+    service: str
+    category: ReportCategory
+    claimed_loss_krw: int | None
+    reason: ReviewReason
+    report_ids: tuple[str, ...]
+    title: str
+    body: str
+    contact_email: str | None
+    contact_phone: str | None
+    policy_version: str
+    decided_at: int
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class UserNotice:
+    """What to tell a user and why; `message` is a fixed template, never report text."""
+
+    notice_id: str
+    user_id: str
+    incident_id: str | None
+    kind: NoticeKind
+    remedy_ids: tuple[str, ...]
+    report_id: str | None
+    message: str
+    policy_version: str
+    decided_at: int
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Everything one processor call decided. `outcome` names the result for no-op recording."""
+
+    remedies: tuple[RemedyAction, ...] = ()
+    reviews: tuple[ReviewCase, ...] = ()
+    notices: tuple[UserNotice, ...] = ()
+    outcome: str = "no-rule"
+
+
+Record = Source | OutageWindow | EntitlementState | DamageReport | RemedyAction | ReviewCase | UserNotice
+R = TypeVar("R")
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = typing.get_type_hints(cls)
+        _HINTS[cls] = hints
+    return hints
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_dict(value)
+    return value
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass record as a dict of plain values, fields in declaration order."""
+    return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+
+
+def _typed(hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is types.UnionType or origin is typing.Union:
+        if value is None:
+            return None
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _typed(inner[0], value)
+    if origin is tuple:
+        (item, *_rest) = typing.get_args(hint)
+        return tuple(_typed(item, v) for v in value)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return value if isinstance(value, hint) else hint[value]
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return value if isinstance(value, hint) else from_dict(hint, value)
+    return value
+
+
+def from_dict(cls: type[R], d: typing.Mapping[str, Any]) -> R:
+    """Inverse of `to_dict`. A dict that does not fit `cls` raises InvalidRecord."""
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = set(d) - set(names)
+    if unknown:
+        raise InvalidRecord(f"{cls.__name__}: unknown fields {sorted(unknown)}")
+    missing = [n for n in names if n not in d]
+    if missing:
+        raise InvalidRecord(f"{cls.__name__}: missing fields {missing}")
+    try:
+        return cls(**{name: _typed(hints[name], d[name]) for name in names})
+    except KeyError as exc:  # an enum name the contract does not know
+        raise InvalidRecord(f"{cls.__name__}: unknown enum symbol {exc}") from None
