@@ -1,0 +1,138 @@
+"""The batch oracle: everything at once, in a canonical order, written plainly.
+
+`evaluate` is what the live pipeline must agree with (DESIGN §4.3, §4.6): it takes
+all inputs in any order, puts them in the order the contract defines, and runs the
+same per-record decisions. It shares those decisions with the live path but none of
+its bookkeeping (ledger, tables, re-triage of pending reports).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from processors.entitlements import decide_entitlement
+from processors.errors import InvalidRecord
+from processors.model import (
+    DamageReport,
+    EntitlementState,
+    OutageWindow,
+    RemedyAction,
+    ReviewCase,
+    Source,
+    UserNotice,
+)
+from processors.policy import Policy
+from processors.ids import case_id
+from processors.reports import CaseState, match_incident, triage_report
+from processors.validate import validate_entitlement, validate_report, validate_window
+from processors.windows import IncidentHistory
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    source: Source
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    remedies: tuple[RemedyAction, ...]
+    reviews: tuple[ReviewCase, ...]
+    notices: tuple[UserNotice, ...]
+    pending: tuple[str, ...]  # report ids matched to no incident
+    invalid: tuple[Invalid, ...]
+    counts: dict[str, int] = field(default_factory=dict)  # decisions by outcome name
+
+
+def _src_key(s: Source) -> tuple[str, int, int]:
+    return (s.topic, s.partition, s.offset)
+
+
+def _valid(records, check, invalid: list[Invalid]):
+    for record, source in records:
+        try:
+            check(record)
+        except InvalidRecord as exc:
+            invalid.append(Invalid(source, exc.reason))
+            continue
+        yield record, source
+
+
+def evaluate(
+    policy: Policy,
+    windows: Iterable[tuple[OutageWindow, Source]],
+    entitlements: Iterable[tuple[EntitlementState, Source]],
+    reports: Iterable[tuple[DamageReport, Source]],
+) -> Outcome:
+    """All remedies, reviews and notices the inputs earn under `policy`."""
+    invalid: list[Invalid] = []
+    counts: Counter[str] = Counter()
+
+    # Incidents: each one's revisions in revision order, as if they had arrived in order.
+    by_incident: dict[str, list[tuple[OutageWindow, Source]]] = defaultdict(list)
+    for w, s in _valid(windows, lambda w: validate_window(w, policy), invalid):
+        by_incident[w.incident_id].append((w, s))
+    incidents: dict[str, IncidentHistory] = {}
+    for incident_id, revs in sorted(by_incident.items()):
+        revs.sort(key=lambda ws: (ws[0].revision, _src_key(ws[1])))
+        incidents[incident_id] = IncidentHistory.of([w for w, _ in revs])
+
+    # Entitlements: the latest state of each (max updated_at, then max offset).
+    latest: dict[str, tuple[EntitlementState, Source]] = {}
+    for e, s in _valid(entitlements, lambda e: validate_entitlement(e, policy), invalid):
+        held = latest.get(e.entitlement_id)
+        if held is None or (e.updated_at, s.offset, _src_key(s)) > (
+            held[0].updated_at, held[1].offset, _src_key(held[1])
+        ):
+            latest[e.entitlement_id] = (e, s)
+
+    remedies: dict[str, RemedyAction] = {}
+    reviews: dict[str, ReviewCase] = {}
+    notices: dict[str, UserNotice] = {}
+    issued_to: dict[tuple[str, str], list[RemedyAction]] = defaultdict(list)
+    for entitlement_id in sorted(latest):
+        e, s = latest[entitlement_id]
+        for incident_id, history in incidents.items():
+            decision = decide_entitlement(policy, history, e, s)
+            counts[decision.outcome] += 1
+            for r in decision.remedies:
+                remedies[r.remedy_id] = r
+                issued_to[(r.user_id, r.incident_id)].append(r)
+            notices.update((n.notice_id, n) for n in decision.notices)
+
+    # Reports: each reporter's in (submitted_at, report_id) order, folded through cases.
+    unique: dict[str, tuple[DamageReport, Source]] = {}
+    for r, s in _valid(reports, lambda r: validate_report(r, policy), invalid):
+        held = unique.get(r.report_id)
+        if held is None or _src_key(s) < _src_key(held[1]):
+            unique[r.report_id] = (r, s)
+    cases: dict[str, CaseState] = {}
+    pending: list[str] = []
+    for r, s in sorted(unique.values(), key=lambda rs: (rs[0].reporter_id, rs[0].submitted_at,
+                                                       rs[0].report_id)):
+        matched = match_incident(incidents, r)
+        case, covered = None, []
+        if matched is not None and matched.incident_id is not None:
+            case = cases.get(case_id(matched.incident_id, r.reporter_id, r.business_id))
+            covered = issued_to.get((r.reporter_id, matched.incident_id), [])
+        decision, case = triage_report(policy, incidents, r, s, case, covered)
+        counts[decision.outcome] += 1
+        if decision.outcome == "pending":
+            pending.append(r.report_id)
+        if case is not None:
+            cases[case.case_id] = case
+        for rem in decision.remedies:
+            remedies[rem.remedy_id] = rem
+        reviews.update((v.review_id, v) for v in decision.reviews)
+        notices.update((n.notice_id, n) for n in decision.notices)
+
+    return Outcome(
+        remedies=tuple(remedies[k] for k in sorted(remedies)),
+        reviews=tuple(reviews[k] for k in sorted(reviews)),
+        notices=tuple(notices[k] for k in sorted(notices)),
+        pending=tuple(sorted(pending)),
+        invalid=tuple(sorted(invalid, key=lambda i: (_src_key(i.source), i.reason))),
+        counts=dict(sorted(counts.items())),
+    )
