@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     topics = sub.add_parser("topics", help="create every topic of deploy/topics.yaml (idempotent)")
     topics.add_argument("action", choices=["create"])
     topics.set_defaults(func=_topics)
+    from . import io_commands
+    io_commands.register(sub)
     return p
 
 
