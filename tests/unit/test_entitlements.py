@@ -82,3 +82,118 @@ def test_credit_rounding():
     assert credit_krw(1, 11, 1) == 0  # 0.458 rounds down
     assert credit_krw(3, 4, 1) == 1  # 0.5 again, odd numbers
     assert credit_krw(0, 72, 30) == 0
+
+
+# ------------------------------------------------------------- definitions, boundaries
+
+def test_valid_until_equal_to_start_is_not_active_but_is_expired_during(policy):
+    sub = ent(valid_until=START)
+    assert decide(policy, sub).outcome == "not-eligible"
+    voucher = ent(service="gift", kind=K.VOUCHER, billing_channel=C.NONE, valid_until=START)
+    (r,) = decide(policy, voucher).remedies
+    assert r.extend_hours == 144
+
+
+def test_voucher_expiring_exactly_at_end_is_not_expired_during(policy):
+    voucher = ent(service="shopping", kind=K.COUPON, billing_channel=C.NONE, valid_until=END)
+    assert decide(policy, voucher).outcome == "not-eligible"
+
+
+def test_valid_from_equal_to_end_is_not_active(policy):
+    assert decide(policy, ent(valid_from=END, valid_until=END + 30 * DAY)).outcome == "not-eligible"
+    assert decide(policy, ent(valid_from=END - 1, valid_until=END + 30 * DAY)).remedies
+
+
+def test_zero_length_window_owes_nothing(policy):
+    w = window(ended_at=START)
+    assert decide(policy, ent(), w).outcome == "not-eligible"
+    voucher = ent(service="gift", kind=K.VOUCHER, billing_channel=C.NONE, valid_until=START)
+    assert decide(policy, voucher, w).outcome == "not-eligible"
+
+
+@pytest.mark.parametrize("status", [EntitlementStatus.REFUNDED, EntitlementStatus.REDEEMED])
+def test_refunded_or_redeemed_is_never_eligible(policy, status):
+    assert decide(policy, ent(status=status)).outcome == "not-eligible"
+    melon = ent(service="melon", status=status)
+    assert decide(policy, melon).outcome == "not-eligible"
+
+
+def test_canceled_still_runs_to_valid_until(policy):
+    assert decide(policy, ent(status=EntitlementStatus.CANCELED)).remedies
+
+
+def test_melon_active_at_midnight_kst_boundary(policy):
+    t = ms("2022-10-16T00:00:00+09:00")
+    melon = dict(service="melon", kind=K.SUBSCRIPTION)
+    assert decide(policy, ent(**melon, valid_from=t, valid_until=t + DAY)).remedies
+    assert not decide(policy, ent(**melon, valid_from=t - DAY, valid_until=t)).remedies
+    assert decide(policy, ent(**melon, valid_from=t - DAY, valid_until=t + 1)).remedies
+    assert not decide(policy, ent(**melon, valid_from=t + 1, valid_until=t + DAY)).remedies
+
+
+def test_service_not_in_window_owes_nothing(policy):
+    w = window(services=("kakaotalk",))
+    assert decide(policy, ent(), w).outcome == "not-eligible"
+
+
+def test_open_incident_is_pending(policy):
+    w = window(status=IncidentStatus.OPEN)
+    assert decide(policy, ent(), w).outcome == "pending"
+
+
+# ------------------------------------------------------------- revisions
+
+VOUCHER = dict(service="gift", kind=K.VOUCHER, billing_channel=C.NONE, valid_until=START + HOUR)
+
+
+def test_lengthened_window_tops_up_duration_rules_only(policy):
+    first = window(revision=1, ended_at=START + 20 * HOUR, published_at=END)
+    longer = window(revision=2, ended_at=START + 127 * HOUR, published_at=END + DAY)
+    d = decide(policy, ent(**VOUCHER), first, longer)
+    seq0, topup = d.remedies
+    assert seq0.extend_hours == 24 and seq0.supersedes is None
+    assert topup.extend_hours == 120 and topup.supersedes == seq0.remedy_id
+    assert topup.remedy_id == remedy_id(INCIDENT, "gift-shopping-expired", "ENT-1", 1)
+    assert topup.decided_at == END + DAY
+    # A fixed-hours rule is not topped up by a longer window.
+    fixed = decide(policy, ent(), first, longer)
+    assert [r.extend_hours for r in fixed.remedies] == [72]
+
+
+def test_lengthened_window_makes_new_entitlements_eligible(policy):
+    short = window(revision=1, ended_at=START + HOUR)
+    longer = window(revision=2, ended_at=END)
+    late = ent(valid_from=START + 2 * HOUR)
+    assert decide(policy, late, short).outcome == "not-eligible"
+    (r,) = decide(policy, late, short, longer).remedies
+    assert r.remedy_id == remedy_id(INCIDENT, "emoticon-plus-web", "ENT-1", 0)
+
+
+def test_shortened_window_never_shrinks_what_was_issued(policy):
+    longer = window(revision=1, ended_at=END)
+    shorter = window(revision=2, ended_at=START + HOUR)
+    d = decide(policy, ent(**VOUCHER), longer, shorter)
+    assert [r.extend_hours for r in d.remedies] == [144]
+
+
+def test_late_older_revision_is_ignored(policy):
+    newer = window(revision=3, ended_at=END)
+    older = window(revision=2, ended_at=START + HOUR)
+    history = IncidentHistory().accept(newer)
+    assert history.accept(older) is None
+    assert history.accept(newer) is None  # a redelivered revision too
+    assert history.latest == newer
+
+
+def test_retraction_keep_leaves_issued_remedies(policy):
+    closed = window(revision=1)
+    retracted = window(revision=2, status=IncidentStatus.RETRACTED, published_at=END + DAY)
+    d = decide(policy, ent(), closed, retracted)
+    assert [r.action for r in d.remedies] == [Action.EXTEND]
+    assert decide(policy, ent(), retracted).outcome == "retracted"
+
+
+def test_retraction_before_close_owes_nothing(policy):
+    opened = window(revision=1, status=IncidentStatus.OPEN)
+    retracted = window(revision=2, status=IncidentStatus.RETRACTED, ended_at=None)
+    assert decide(policy, ent(), opened, retracted).outcome == "retracted"
