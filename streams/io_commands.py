@@ -152,11 +152,14 @@ class _Deliveries:
     ok: int = 0
     failed: list[str] = field(default_factory=list)
 
-    def __call__(self, err: Any, msg: Any) -> None:
-        if err is None:
-            self.ok += 1
-        else:
-            self.failed.append(f"partition {msg.partition()}: {err.str()}")
+    def report(self, number: int) -> Callable[[Any, Any], None]:
+        """The delivery callback for input line `number`."""
+        def on_delivery(err: Any, _msg: Any) -> None:
+            if err is None:
+                self.ok += 1
+            else:
+                self.failed.append(f"line {number}: {err.str()}")
+        return on_delivery
 
 
 def publish(args: argparse.Namespace, settings: Settings) -> int:
@@ -194,13 +197,18 @@ def publish(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_REJECTED if rejected else 0
 
 
-def _produce(producer: Any, topic: str, line: LineResult, on_delivery: Callable[..., None]) -> None:
+def _produce(producer: Any, topic: str, line: LineResult, deliveries: _Deliveries) -> None:
+    from confluent_kafka import KafkaException
+
     while True:
         try:
-            producer.produce(topic, key=line.key, value=line.value, on_delivery=on_delivery)
+            producer.produce(topic, key=line.key, value=line.value, on_delivery=deliveries.report(line.number))
             break
         except BufferError:  # local queue full: let deliveries drain
             producer.poll(0.5)
+        except KafkaException as exc:  # refused before sending, e.g. larger than message.max.bytes
+            deliveries.failed.append(f"line {line.number}: {exc.args[0].str()}")
+            break
     producer.poll(0)
 
 

@@ -120,3 +120,40 @@ def test_unknown_topic_is_one_line(settings: Settings) -> None:
     assert res.returncode == 1
     assert res.stderr.count("\n") == 1 and "valid topics: outage.windows.v1" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_a_refused_delivery_is_an_error(settings: Settings, codec: Codec) -> None:
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                       ResourceType)
+    name = settings.topic("remedy.deadletter.v1")
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    res = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+        ConfigEntry("max.message.bytes", "2000", incremental_operation=AlterConfigOpType.SET)])
+    for fut in admin.incremental_alter_configs([res]).values():
+        fut.result()
+    jr = JsonRecords(codec)
+    small = jr.to_json("dead_letter", sample("dead_letter"))
+    big = dict(small, error_message="x" * 5000)
+    ok = run(settings, "publish", "remedy.deadletter.v1", "-", stdin=json.dumps(small) + "\n")
+    assert ok.returncode == 0, ok.stderr
+    pub = run(settings, "publish", "remedy.deadletter.v1", "-", stdin="\n" + json.dumps(big) + "\n")
+    assert pub.returncode == 1, pub.stderr
+    assert f"published 0, rejected 0 ({name})" in pub.stderr
+    assert "1 of 1 records were not delivered" in pub.stderr and "line 2: " in pub.stderr
+    assert "too large" in pub.stderr and "Traceback" not in pub.stderr
+    (msg,) = read_topic(settings, "remedy.deadletter.v1", expect=1)
+    assert msg.key() == b"u-9"  # a dead letter is keyed by its source record's key
+
+
+def test_consume_as_a_group_resumes_where_it_stopped(settings: Settings, codec: Codec) -> None:
+    jr = JsonRecords(codec)
+    stdin = "".join(json.dumps(jr.to_json("entitlement_state", entitlement(n))) + "\n" for n in (1, 2))
+    assert run(settings, "publish", "entitlement.states.v1", "-", stdin=stdin).returncode == 0
+    group = settings.topic("cli-reader")
+    seen = []
+    for _ in range(2):
+        con = run(settings, "consume", "entitlement.states.v1", "--group", group, "--max", "1",
+                  "--until-idle", "15")
+        assert con.returncode == 0, con.stderr
+        seen += [json.loads(ln)["entitlement_id"] for ln in con.stdout.splitlines()]
+    assert sorted(seen) == ["ent-1", "ent-2"]
