@@ -30,6 +30,12 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from .app import run_worker
+    run_worker(settings, loglevel=args.loglevel)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="makegood", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -39,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     topics = sub.add_parser("topics", help="create every topic of deploy/topics.yaml (idempotent)")
     topics.add_argument("action", choices=["create"])
     topics.set_defaults(func=_topics)
+    worker = sub.add_parser("worker", help="run one pipeline worker (start several to share partitions)")
+    worker.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    worker.set_defaults(func=_worker)
     from . import io_commands
     io_commands.register(sub)
     return p

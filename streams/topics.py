@@ -19,7 +19,7 @@ ACTIONS = "remedy.actions.v1"
 REVIEWS = "remedy.reviews.v1"
 NOTICES = "remedy.notices.v1"
 DEADLETTER = "remedy.deadletter.v1"
-SWEEPS = "makegood.sweeps.v1"
+RETRIAGE = "makegood.retriage.v1"
 
 # Which Avro schema each public topic carries (schemas/<name>.avsc).
 TOPIC_SCHEMAS: Mapping[str, str] = {
@@ -53,8 +53,8 @@ def load_topic_specs(path: Path) -> dict[str, TopicSpec]:
     for name, body in doc["topics"].items():
         specs[name] = TopicSpec(name, int(body["partitions"]), int(body.get("replication", replication)),
                                 {k: str(v) for k, v in (body.get("config") or {}).items()})
-    if specs[ENTITLEMENTS].partitions != specs[SWEEPS].partitions:
-        raise TopicError(f"{path}: {SWEEPS} must have as many partitions as {ENTITLEMENTS}")
+    if specs[REPORTS].partitions != specs[RETRIAGE].partitions:
+        raise TopicError(f"{path}: {RETRIAGE} must have as many partitions as {REPORTS}")
     return specs
 
 

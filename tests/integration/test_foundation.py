@@ -11,7 +11,7 @@ from tests.samples import sample
 
 def test_topics_exist_with_declared_configs(settings):
     specs = load_topic_specs(settings.topics_file)
-    assert "makegood.sweeps.v1" in specs and set(TOPIC_SCHEMAS) <= set(specs)
+    assert "makegood.retriage.v1" in specs and set(TOPIC_SCHEMAS) <= set(specs)
     for name, spec in specs.items():
         partitions, config = describe_topic(settings, name)
         assert partitions == spec.partitions, name

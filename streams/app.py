@@ -1,0 +1,353 @@
+"""The live pipeline on faust: `create_app(settings)` builds a fresh worker (no module-level app).
+
+Flow inside one worker:
+- IncidentFeed reads every outage window (own group-less consumer) into `histories`.
+- The `entitlements` agent stores each state in a changelog-backed table and decides it against
+  every known incident on arrival (an entitlement published after its window closed).
+- A window revision wakes the sweeper, which re-decides every stored entitlement of the
+  partitions *this* worker owns — the sweep scales out with the consumer group — and asks the
+  `reports` agent (through makegood.retriage.v1, co-partitioned with the reports) to re-triage
+  reports that were waiting for an incident.
+- Every decision goes through the Emitter: ledger check, produce, ack, ledger write.
+
+faust caveats designed around: agents run with concurrency=1 (issue #606 skips offsets
+otherwise); processing_guarantee stays at_least_once (exactly_once has open duplicate/fencing
+bugs) and the Redis ledger makes re-processing harmless; no exception may escape an agent body
+(faust would ack the event anyway), so poison records become dead letters and I/O failures are
+retried in place.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import struct
+from collections import Counter
+from typing import Any, Iterable
+
+import faust
+
+from processors.batch import evaluate  # noqa: F401  (re-exported for tools that compare)
+from processors.errors import InvalidRecord
+from processors.model import DamageReport, EntitlementState, OutageWindow, RemedyAction, Source, from_dict
+from processors.policy import Policy, load_policy
+from processors.reports import CaseState, locate_case, triage_report
+from processors.entitlements import decide_entitlement
+from processors.validate import validate_entitlement, validate_report
+
+from .codec import Codec, DecodeError
+from .emitter import Batch, DeadLetter, Emitter
+from .incidents import IncidentFeed
+from .ledger import Ledger
+from .settings import Settings
+from .topics import ENTITLEMENTS, OUTAGES, REPORTS, RETRIAGE, load_topic_specs
+
+log = logging.getLogger(__name__)
+
+# entitlement table value: partition, offset, updated_at, then the Avro bytes as received
+_ENT_HEADER = struct.Struct(">HQq")
+SWEEP_CHUNK = 2000
+
+
+def _pack_entitlement(partition: int, offset: int, updated_at: int, raw: bytes) -> bytes:
+    return _ENT_HEADER.pack(partition, offset, updated_at) + raw
+
+
+def _unpack_entitlement(blob: bytes) -> tuple[int, int, int, bytes]:
+    p, o, u = _ENT_HEADER.unpack_from(blob)
+    return p, o, u, blob[_ENT_HEADER.size:]
+
+
+def _case_to_json(c: CaseState) -> dict:
+    return {"case_id": c.case_id, "incident_id": c.incident_id, "reporter_id": c.reporter_id,
+            "business_id": c.business_id, "paid_krw": c.paid_krw, "payout_ids": list(c.payout_ids),
+            "reviewed": sorted(c.reviewed), "report_ids": list(c.report_ids)}
+
+
+def _case_from_json(d: dict) -> CaseState:
+    return CaseState(d["case_id"], d["incident_id"], d["reporter_id"], d["business_id"], d["paid_krw"],
+                     tuple(d["payout_ids"]), frozenset(d["reviewed"]), tuple(d["report_ids"]))
+
+
+class Pipeline:
+    """One worker: the faust app plus the resources its agents share."""
+
+    def __init__(self, settings: Settings, policy: Policy | None = None):
+        self.settings = settings
+        self.policy = policy or load_policy(str(settings.policy_path))
+        self.codec = Codec.from_dir(settings.schemas_dir)
+        self.ledger = Ledger(settings)
+        self.emitter = Emitter(settings, self.codec, self.ledger)
+        self.specs = load_topic_specs(settings.topics_file)
+        self.feed = IncidentFeed(settings, self.codec, self.policy, self._on_window,
+                                 self.specs[OUTAGES].partitions)
+        self.owned: dict[str, set[int]] = {ENTITLEMENTS: set(), REPORTS: set()}
+        self.lock = asyncio.Lock()          # decisions and ledger writes of this worker, one at a time
+        self.sweep_wanted = asyncio.Event()
+        self.sweeps_done = 0
+        self.app = self._build_app()
+
+    # ------------------------------------------------------------------ faust wiring
+
+    def _build_app(self) -> faust.App:
+        s = self.settings
+        n_ent = self.specs[ENTITLEMENTS].partitions
+        app = faust.App(
+            s.topic("makegood"), broker=f"kafka://{s.bootstrap}", store="memory://",
+            web_enabled=False, datadir=str(s.state_dir / "workers" / s.worker_id),
+            topic_partitions=n_ent, topic_replication_factor=1, table_standby_replicas=0,
+            processing_guarantee="at_least_once", consumer_auto_offset_reset="earliest",
+            broker_session_timeout=10, broker_heartbeat_interval=1, broker_rebalance_timeout=10,
+            broker_commit_every=2000, broker_commit_interval=1.0, stream_buffer_maxsize=8192,
+            producer_acks=-1, producer_linger=0.005, autodiscover=False,
+        )
+        raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+        ent_topic = app.topic(s.topic(ENTITLEMENTS), partitions=n_ent, **raw)
+        report_topics = app.topic(s.topic(REPORTS), s.topic(RETRIAGE),
+                                  partitions=self.specs[REPORTS].partitions, **raw)
+        self.entitlements = app.Table("entitlements", key_type=bytes, value_type=bytes,
+                                      partitions=n_ent)
+        self.cases = app.Table("cases", key_type=bytes, value_type=bytes,
+                               partitions=self.specs[REPORTS].partitions)
+
+        # Agents wait for the incident feed to catch up, so that nothing is decided against a
+        # partial history (it would be right eventually, but reports would lose their order).
+        async def entitlements(stream):
+            await self.feed.caught_up.wait()
+            async for events in stream.take_events(1000, within=0.05):
+                await self.handle_entitlements(events)
+
+        async def reports(stream):
+            await self.feed.caught_up.wait()
+            async for events in stream.take_events(500, within=0.02):
+                await self.handle_reports(events)
+
+        app.agent(ent_topic, name="entitlements", concurrency=1)(entitlements)
+        app.agent(report_topics, name="reports", concurrency=1)(reports)
+        app.task(self._run_services)
+        app.on_partitions_assigned.connect(self._on_assigned)
+        app.on_partitions_revoked.connect(self._on_revoked)
+        app.pipeline = self  # handy for tests and tools
+        return app
+
+    async def _run_services(self, app: Any = None) -> None:
+        await self.emitter.start()
+        feed = asyncio.ensure_future(self.feed.run())
+        sweeper = asyncio.ensure_future(self._sweeper())
+        try:
+            await asyncio.gather(feed, sweeper)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            feed.cancel()
+            sweeper.cancel()
+            await self.emitter.stop()
+            await self.ledger.close()
+
+    def _partitions(self, tps: Iterable[Any], logical: str) -> set[int]:
+        name = self.settings.topic(logical)
+        return {tp.partition for tp in tps if tp.topic == name}
+
+    async def _on_assigned(self, app: Any, assigned: Iterable[Any], **kw: Any) -> None:
+        tps = list(assigned)
+        for logical in self.owned:
+            self.owned[logical] = self._partitions(tps, logical)
+        log.info("assigned entitlement partitions %s, report partitions %s",
+                 sorted(self.owned[ENTITLEMENTS]), sorted(self.owned[REPORTS]))
+        # Whatever happened to these partitions before (a worker killed mid-sweep), catch up now.
+        self.sweep_wanted.set()
+
+    async def _on_revoked(self, app: Any, revoked: Iterable[Any], **kw: Any) -> None:
+        tps = list(revoked)
+        for logical in self.owned:
+            self.owned[logical] -= self._partitions(tps, logical)
+
+    def _on_window(self, window: OutageWindow) -> None:
+        self.sweep_wanted.set()
+
+    # ------------------------------------------------------------------ decisions
+
+    def _decode(self, schema: str, event: Any, batch: Batch) -> tuple[Any, Source] | None:
+        m = event.message
+        source = Source(m.topic, m.partition, m.offset)
+        try:
+            record = self.codec.decode_obj(schema, event.value)
+            if schema == "entitlement_state":
+                validate_entitlement(record, self.policy)
+            else:
+                validate_report(record, self.policy)
+            return record, source
+        except DecodeError as exc:
+            batch.fail(DeadLetter(source, event.key, event.value, "DECODE", type(exc).__name__, exc.reason))
+        except InvalidRecord as exc:
+            batch.fail(DeadLetter(source, event.key, event.value, "VALIDATE", type(exc).__name__, str(exc)))
+        return None
+
+    def decide_entitlement_all(self, ent: EntitlementState, source: Source, batch: Batch) -> None:
+        decided = False
+        for history in self.feed.histories.values():
+            d = decide_entitlement(self.policy, history, ent, source)
+            if d.remedies or d.notices:
+                batch.decisions.append(d)
+            decided = True
+        batch.outcomes["decided" if decided else "stored-no-incident"] += 1
+
+    async def handle_entitlements(self, events: list) -> None:
+        batch = Batch()
+        async with self.lock:
+            for ev in events:
+                m = ev.message
+                key = ev.key
+                try:
+                    if ev.value is None:  # tombstone: the entitlement is gone; issued remedies stand
+                        if key is not None and key in self.entitlements.data:
+                            del self.entitlements.data[key]
+                            self.entitlements.send_changelog(m.partition, key, None, value_serializer="raw")
+                        batch.outcomes["tombstone"] += 1
+                        continue
+                    decoded = self._decode("entitlement_state", ev, batch)
+                    if decoded is None:
+                        continue
+                    ent, source = decoded
+                    prev = self.entitlements.data.get(ent.entitlement_id.encode())
+                    if prev is not None and _unpack_entitlement(prev)[2] > ent.updated_at:
+                        batch.outcomes["stale"] += 1   # newer state already stored: newer wins
+                        continue
+                    k = ent.entitlement_id.encode()
+                    blob = _pack_entitlement(m.partition, m.offset, ent.updated_at, ev.value)
+                    self.entitlements.data[k] = blob
+                    self.entitlements.send_changelog(m.partition, k, blob)
+                    self.decide_entitlement_all(ent, source, batch)
+                except Exception as exc:  # a processor bug must not stop the pipeline
+                    log.exception("entitlement at %s/%s@%s failed", m.topic, m.partition, m.offset)
+                    batch.fail(DeadLetter(Source(m.topic, m.partition, m.offset), key, ev.value,
+                                          "PROCESS", type(exc).__name__, str(exc)))
+            await self.emitter.emit(batch, outcome_topic=ENTITLEMENTS)
+
+    # ------------------------------------------------------------------ sweeps
+
+    async def _sweeper(self) -> None:
+        await self.feed.caught_up.wait()
+        while True:
+            await self.sweep_wanted.wait()
+            self.sweep_wanted.clear()
+            dead = self.feed.dead
+            if dead:
+                self.feed.dead = []
+                b = Batch(dead=dead)
+                async with self.lock:
+                    await self.emitter.emit(b)
+            await self.sweep()
+            await self.request_retriage()
+
+    async def sweep(self) -> int:
+        """Re-decide every stored entitlement of the partitions this worker owns."""
+        owned = set(self.owned[ENTITLEMENTS])
+        if not owned or not self.feed.histories:
+            return 0
+        items = [(k, v) for k, v in list(self.entitlements.data.items())
+                 if struct.unpack_from(">H", v)[0] in owned]
+        topic = self.settings.topic(ENTITLEMENTS)
+        produced = 0
+        for i in range(0, len(items), SWEEP_CHUNK):
+            batch = Batch()
+            async with self.lock:
+                owned_now = self.owned[ENTITLEMENTS]
+                for key, blob in items[i:i + SWEEP_CHUNK]:
+                    partition, offset, _, raw = _unpack_entitlement(blob)
+                    if partition not in owned_now:
+                        continue       # revoked mid-sweep: the new owner sweeps it
+                    try:
+                        ent = self.codec.decode_obj("entitlement_state", raw)
+                        self.decide_entitlement_all(ent, Source(topic, partition, offset), batch)
+                    except Exception:  # stored states were validated on arrival
+                        log.exception("sweep: entitlement %r failed", key)
+                produced += await self.emitter.emit(batch)
+            await asyncio.sleep(0)
+        self.sweeps_done += 1
+        log.info("sweep %d: %d entitlements, %d records published", self.sweeps_done, len(items), produced)
+        return produced
+
+    async def request_retriage(self) -> None:
+        """Ask the reports agent to re-triage reporters whose reports wait for an incident."""
+        owned = self.owned[REPORTS]
+        topic = self.settings.topic(RETRIAGE)
+        sends = []
+        for key, blob in list(self.cases.data.items()):
+            doc = json.loads(blob)
+            if doc.get("pending") and doc["partition"] in owned:
+                sends.append(self.emitter.producer.send(topic, key=key, value=b"", partition=doc["partition"]))
+        for fut in sends:
+            await (await fut)
+
+    # ------------------------------------------------------------------ reports
+
+    async def _covered(self, user_id: str) -> list[RemedyAction]:
+        return [from_dict(RemedyAction, r) for r in await self.ledger.user_remedies(user_id)]
+
+    async def handle_reports(self, events: list) -> None:
+        batch = Batch()
+        touched: dict[bytes, tuple[int, dict]] = {}
+        retriage = self.settings.topic(RETRIAGE)
+        async with self.lock:
+            for ev in events:
+                m = ev.message
+                try:
+                    key = ev.key or b""
+                    doc = touched.get(key, (0, None))[1]
+                    if doc is None:
+                        blob = self.cases.data.get(key)
+                        doc = json.loads(blob) if blob else {"partition": m.partition, "cases": {}, "pending": []}
+                    # A reporter's reports are triaged in arrival order: earlier ones still
+                    # waiting for their incident go first, so amendments stay amendments.
+                    queue = [(bytes.fromhex(p["raw"]), Source(*p["source"])) for p in doc["pending"]]
+                    doc["pending"] = []
+                    if m.topic == retriage:
+                        batch.outcomes["retriage"] += 1
+                    else:
+                        decoded = self._decode("damage_report", ev, batch)
+                        if decoded is None:
+                            if queue:
+                                doc["pending"] = [{"raw": r.hex(), "source": [x.topic, x.partition, x.offset]}
+                                                  for r, x in queue]
+                            continue
+                        queue.append((ev.value, decoded[1]))
+                    for raw, source in queue:
+                        report: DamageReport = self.codec.decode_obj("damage_report", raw)
+                        await self._triage(report, raw, source, doc, batch)
+                    touched[key] = (m.partition, doc)
+                except Exception as exc:
+                    log.exception("report at %s/%s@%s failed", m.topic, m.partition, m.offset)
+                    batch.fail(DeadLetter(Source(m.topic, m.partition, m.offset), ev.key, ev.value,
+                                          "PROCESS", type(exc).__name__, str(exc)))
+            # outputs first, then the case: a stored case marks its reports as done
+            await self.emitter.emit(batch, outcome_topic=REPORTS)
+            for key, (partition, doc) in touched.items():
+                blob = json.dumps(doc, separators=(",", ":")).encode()
+                self.cases.data[key] = blob
+                self.cases.send_changelog(partition, key, blob)
+
+    async def _triage(self, report: DamageReport, raw: bytes, source: Source, doc: dict, batch: Batch) -> None:
+        histories = self.feed.histories
+        cid = locate_case(histories, report)
+        case = _case_from_json(doc["cases"][cid]) if cid and cid in doc["cases"] else None
+        covered = await self._covered(report.reporter_id) if cid else []
+        decision, new_case = triage_report(self.policy, histories, report, source, case, covered)
+        if decision.outcome == "pending":
+            doc["pending"].append({"raw": raw.hex(), "source": [source.topic, source.partition, source.offset]})
+        elif new_case is not None:
+            doc["cases"][new_case.case_id] = _case_to_json(new_case)
+        batch.add(decision)
+
+
+def create_app(settings: Settings, policy: Policy | None = None) -> faust.App:
+    """A fresh faust app for one worker; `app.pipeline` holds its shared state."""
+    return Pipeline(settings, policy).app
+
+
+def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
+    """Run one worker until SIGTERM/SIGINT (faust handles both and shuts down cleanly)."""
+    (settings.state_dir / "workers" / settings.worker_id).mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False, quiet=True)
+    worker.execute_from_commandline()
