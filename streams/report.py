@@ -21,11 +21,11 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from processors.errors import MakegoodError
-from processors.model import (Action, IncidentStatus, OutageWindow, RemedyAction, ReviewReason,
-                              SubjectKind, UserNotice)
+from processors.model import (Action, IncidentStatus, OutageWindow, RemedyAction, ReviewCase,
+                              ReviewReason, SubjectKind, UserNotice)
 
 from .codec import Codec, CodecError, SchemaRegistry
 from .settings import Settings
@@ -46,19 +46,9 @@ class UnknownIncident(ReportError):
     """No revision of the incident is on the outage topic."""
 
 
-class ReviewLike(Protocol):
-    """The only review-case fields the report uses (a ReviewCase fits, so does ReviewView)."""
-
-    @property
-    def review_id(self) -> str: ...
-    @property
-    def incident_id(self) -> str | None: ...
-    @property
-    def reason(self) -> ReviewReason: ...
-
-
 @dataclass(frozen=True, slots=True)
 class ReviewView:
+    """The only review-case fields the report reads (a ReviewCase has them too)."""
     review_id: str
     incident_id: str | None
     reason: ReviewReason
@@ -238,7 +228,7 @@ def _timing(windows: Sequence[tuple[OutageWindow, int | None]],
 def aggregate(incident_id: str,
               windows: Iterable[tuple[OutageWindow, int | None]],
               remedies: Iterable[tuple[RemedyAction, int | None]],
-              reviews: Iterable[ReviewLike],
+              reviews: Iterable[ReviewCase | ReviewView],
               notices: Iterable[UserNotice],
               dead_letters: Iterable[Mapping[str, Any]],
               outcomes: Mapping[str, Mapping[str, int]] | None = None,
@@ -252,10 +242,10 @@ def aggregate(incident_id: str,
     if not mine_w:
         raise UnknownIncident(f"no revision of incident {incident_id!r} on {OUTAGES}")
     mine_r = [(r, ts) for r, ts in remedies if r.incident_id == incident_id]
-    unique: dict[str, RemedyAction] = {}
+    first: dict[str, RemedyAction] = {}
     for r, _ in mine_r:
-        unique.setdefault(r.remedy_id, r)
-    distinct = list(unique.values())
+        first.setdefault(r.remedy_id, r)
+    distinct = list(first.values())
     review_ids: dict[str, ReviewReason] = {v.review_id: v.reason for v in reviews if v.incident_id == incident_id}
     notice_ids: dict[str, str] = {n.notice_id: n.kind.value for n in notices if n.incident_id == incident_id}
     return IncidentReport(

@@ -48,7 +48,7 @@ th,td{padding:5px 10px;border-bottom:1px solid #eceef3;text-align:left;white-spa
 th{font-size:12px;color:#68708a;font-weight:600;text-transform:uppercase;letter-spacing:.4px}
 td.n,th.n{text-align:right}
 tr.total td{font-weight:700;border-top:2px solid #d5d9e3;border-bottom:none}
-td.err{white-space:normal;color:#4a5166;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
+td.err{white-space:pre-line;color:#4a5166;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 .muted{color:#8a91a6}
 .note{color:#8a5a00;background:#fff6d6;border-radius:8px;padding:8px 12px;margin-bottom:16px}
 svg text{font-family:%s;font-size:12px;fill:#3a4152}
@@ -67,10 +67,10 @@ def bar_chart(rows: Sequence[tuple[str, Sequence[tuple[str, int]]]], colors: dic
               unit: str = "", width: int = 500) -> str:
     """Horizontal bars, one per row, each stacked from (segment, value) pairs (values >= 0)."""
     rows = [(label, [(k, v) for k, v in segs if v > 0]) for label, segs in rows]
-    rows = [(label, segs) for label, segs in rows if segs]
+    rows = sorted(((label, segs) for label, segs in rows if segs), key=lambda r: -sum(v for _, v in r[1]))
     if not rows:
         return '<p class="muted">nothing to show</p>'
-    label_w = min(150, 12 + 7 * max(len(label) for label, _ in rows))
+    label_w = min(160, 16 + 8 * max(len(label) for label, _ in rows))
     value_w, bar_h, gap = 86, 20, 10
     plot_w = width - label_w - value_w
     top = max(sum(v for _, v in segs) for _, segs in rows)
@@ -158,6 +158,17 @@ def kpi(label: str, value: str, sub: str = "") -> str:
             f'<div class="s">{esc(sub)}</div></div>')
 
 
+def money_table(report: IncidentReport) -> str:
+    """Per money action: remedies, won and the average, under the won chart."""
+    rows = []
+    for action in (Action.CREDIT.value, Action.PAYOUT.value, Action.REVERSAL.value):
+        mine = [r for r in report.remedies if r.action == action and r.won]
+        count, won = sum(r.count for r in mine), abs(sum(r.won for r in mine))
+        if count:
+            rows.append([action, num(count), num(won), num(round(won / count))])
+    return html_table(["action", "remedies", "won", "average"], rows, [False, True, True, True])
+
+
 # ------------------------------------------------------------------------------------ the page
 
 def render_html(report: IncidentReport) -> str:
@@ -184,8 +195,8 @@ def render_html(report: IncidentReport) -> str:
         kpi("Won paid out", f"₩{num(t.won_paid_out)}", f"{num(t.report_cases_paid)} report cases"),
         kpi("Hours extended", num(t.hours_extended), f"+{num(t.hours_granted)} h granted"),
         kpi("Users reached", num(t.users_reached), f"{num(t.entitlements_covered)} entitlements"),
-        kpi("Close → last remedy", seconds(tm.close_to_last_remedy_s).split(" (")[0],
-            "-" if tm.remedies_per_second is None else f"{num(tm.remedies_per_second, 1)} remedies/s")])
+        kpi("To last remedy", seconds(tm.close_to_last_remedy_s).split(" (")[0],
+            "after close" + ("" if tm.remedies_per_second is None else f" · {num(tm.remedies_per_second, 1)}/s"))])
 
     all_actions = set(ACTION_COLORS)
     remedies_chart = card("Remedies by service", legend(actions, ACTION_COLORS)
@@ -195,7 +206,7 @@ def render_html(report: IncidentReport) -> str:
                 ("reversed", [(Action.REVERSAL.value, t.won_reversed)])]
     hour_keys = {Action.EXTEND.value, Action.GRANT.value}
     money = ('<div class="grid">'
-             + card("Won by action (KRW)", bar_chart(won_rows, ACTION_COLORS, width=500))
+             + card("Won by action (KRW)", bar_chart(won_rows, ACTION_COLORS, width=500) + money_table(report))
              + card("Hours by service", legend([a for a in actions if a in hour_keys], ACTION_COLORS)
                     + bar_chart(by_service("hours", hour_keys), ACTION_COLORS, unit=" h", width=500))
              + "</div>")
@@ -236,7 +247,7 @@ def render_html(report: IncidentReport) -> str:
               + "</div>")
     dead = card("Dead letters", html_table(
         ["source topic", "stage", "count", "first errors"],
-        [[g.source_topic, g.stage, num(g.count), " | ".join(g.errors)] for g in report.dead_letters],
+        [[g.source_topic, g.stage, num(g.count), "\n".join(g.errors)] for g in report.dead_letters],
         [False, False, True, False], wrap=3))
     notes = "".join(f'<div class="note">{esc(n)}</div>' for n in report.notes)
     return ("<!DOCTYPE html>\n"
