@@ -213,3 +213,15 @@ def test_no_personal_data_or_raw_bytes_in_any_output():
     for out in (render_text(rep), render_html(rep), json.dumps(to_json(rep))):
         for secret in (SECRET, "someone@example.com", "010-1234-5678", "주문 누락", "RAW-POISON-BYTES"):
             assert secret not in out
+
+
+def test_review_cases_are_decoded_without_their_personal_fields():
+    from streams.codec import Codec
+    from streams.report import review_codec
+    from streams.settings import ROOT
+    codec = Codec.from_dir(ROOT / "schemas")
+    wire = codec.encode_obj("review_case", review("v9", ReviewReason.OTHER))
+    value = review_codec(codec).decode("review_case", wire)
+    assert value["review_id"] == "v9" and value["reason"] == "OTHER"
+    assert not {"title", "body", "contact_email", "contact_phone"} & set(value)
+    assert SECRET not in repr(value)
