@@ -1,0 +1,455 @@
+"""Replay: re-run a range of an input topic through the worker's processors, against current state.
+
+The range is read with a consumer of its own (assign(), a throw-away group id, nothing ever
+committed), so a replay never moves the live workers' offsets. Each record is decoded and
+validated exactly as the worker does; records that fail are counted and listed, not
+dead-lettered again (the worker did that when they first arrived).
+
+What "current state" means per topic — read from the topics themselves, not from the workers:
+- every topic: all incident histories from outage.windows.v1, accepted as IncidentFeed does
+  (a revision counts only if it is newer than the incident's latest);
+- outage.windows.v1 range: the incidents named in the range, swept against the latest state of
+  every entitlement on entitlement.states.v1 (newer updated_at wins, tombstones delete), as the
+  worker's sweep does;
+- entitlement.states.v1 range: each record decided on arrival against every incident, skipping
+  a state older than one already seen in the range, as the worker's agent does;
+- damage.reports.v1 range: each reporter's cases rebuilt by folding that key's earlier reports
+  (from the topic's start up to the range) through triage_report without emitting, then the
+  range's reports triaged; "already covered" comes from the ledger's user index, as live.
+
+Outputs go through the emitter's own ordering (`Emitter._records`) so a replay produces the same
+records, byte for byte, as the worker would have; only ids the ledger lacks are published.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from processors.entitlements import decide_entitlement
+from processors.errors import InvalidRecord, MakegoodError
+from processors.model import (DamageReport, Decision, EntitlementState, OutageWindow, RemedyAction,
+                              Source, from_dict)
+from processors.policy import Policy
+from processors.reports import CaseState, locate_case, triage_report
+from processors.validate import validate_entitlement, validate_report, validate_window
+from processors.windows import IncidentHistory
+
+from .codec import Codec, DecodeError
+from .emitter import Batch, Emitter
+from .ledger import SyncLedger
+from .progress import Progress
+from .settings import Settings
+from .topics import ENTITLEMENTS, INPUT_TOPICS, OUTAGES, REPORTS
+
+DEFAULT_MAX_RECORDS = 5_000_000
+DELIVERY_TIMEOUT_S = 60.0
+PUBLISH_CHUNK = 5000
+STALL_S = 60.0
+_OFFSETS = re.compile(r"^(\d+):(\d+)-(\d+)$")
+
+
+class ReplayError(MakegoodError):
+    """A replay that cannot start or finish: bad range, broker or ledger trouble."""
+
+
+# ----------------------------------------------------------------------------- ranges
+
+@dataclass(frozen=True)
+class Span:
+    """Offsets [start, end) of one partition."""
+    partition: int
+    start: int
+    end: int
+
+    def __len__(self) -> int:
+        return max(0, self.end - self.start)
+
+
+def parse_offsets(texts: Sequence[str]) -> list[tuple[int, int, int]]:
+    """`P:A-B` (inclusive) as (partition, A, B); one line naming the bad one otherwise."""
+    out: list[tuple[int, int, int]] = []
+    for text in texts:
+        m = _OFFSETS.match(text.strip())
+        if m is None:
+            raise ReplayError(f"--offsets: {text!r} is not PARTITION:FIRST-LAST (e.g. 0:100-199)")
+        p, a, b = (int(g) for g in m.groups())
+        if a > b:
+            raise ReplayError(f"--offsets: {text!r} ends before it starts")
+        if any(q == p for q, _, _ in out):
+            raise ReplayError(f"--offsets: partition {p} given twice")
+        out.append((p, a, b))
+    return out
+
+
+@dataclass
+class Raw:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class TopicReader:
+    """Reads offset ranges by partition assignment; never subscribes, never commits."""
+
+    def __init__(self, settings: Settings, *, progress: bool = True) -> None:
+        self.settings = settings
+        self.progress = progress
+        self.consumer = Consumer({
+            "bootstrap.servers": settings.bootstrap, "group.id": f"makegood-replay-{uuid.uuid4().hex}",
+            "enable.auto.commit": False, "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest", "enable.partition.eof": True})
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    def partitions(self, real: str) -> list[int]:
+        try:
+            md = self.consumer.list_topics(real, timeout=10)
+        except Exception as exc:  # KafkaException: broker unreachable
+            raise ReplayError(f"cannot reach Kafka at {self.settings.bootstrap}: {exc}") from None
+        t = md.topics.get(real)
+        if t is None or t.error is not None or not t.partitions:
+            raise ReplayError(f"topic {real} does not exist on {self.settings.bootstrap}")
+        return sorted(t.partitions)
+
+    def watermarks(self, real: str, partition: int) -> tuple[int, int]:
+        return self.consumer.get_watermark_offsets(TopicPartition(real, partition), timeout=10)
+
+    def whole(self, real: str) -> list[Span]:
+        return [Span(p, *self.watermarks(real, p)) for p in self.partitions(real)]
+
+    def by_time(self, real: str, from_ms: int, to_ms: int | None) -> list[Span]:
+        """Per partition, from the first record stamped >= from_ms to the first stamped >= to_ms."""
+        spans = []
+        for p in self.partitions(real):
+            low, high = self.watermarks(real, p)
+            start = self._offset_at(real, p, from_ms, high)
+            end = high if to_ms is None else self._offset_at(real, p, to_ms, high)
+            spans.append(Span(p, max(low, start), end))
+        return spans
+
+    def _offset_at(self, real: str, partition: int, ms: int, high: int) -> int:
+        (tp,) = self.consumer.offsets_for_times([TopicPartition(real, partition, ms)], timeout=10)
+        return high if tp.offset < 0 else tp.offset   # -1: nothing that late
+
+    def by_offsets(self, real: str, ranges: Sequence[tuple[int, int, int]],
+                   note: Callable[[str], None]) -> list[Span]:
+        known = set(self.partitions(real))
+        spans = []
+        for p, first, last in ranges:
+            if p not in known:
+                raise ReplayError(f"--offsets: {real} has no partition {p} (it has {len(known)})")
+            low, high = self.watermarks(real, p)
+            span = Span(p, max(first, low), min(last + 1, high))
+            if (span.start, span.end) != (first, last + 1):
+                note(f"partition {p}: {first}-{last} narrowed to the offsets present, "
+                     f"{span.start}-{span.end - 1}" if len(span) else f"partition {p}: nothing in {first}-{last}")
+            spans.append(span)
+        return spans
+
+    def read(self, real: str, spans: Sequence[Span], label: str) -> Iterator[Raw]:
+        spans = [s for s in spans if len(s)]
+        if not spans:
+            return
+        ends = {s.partition: s.end for s in spans}
+        remaining = set(ends)
+        self.consumer.assign([TopicPartition(real, s.partition, s.start) for s in spans])
+        try:
+            with Progress(sum(len(s) for s in spans), label, enabled=self.progress) as prog:
+                idle = 0.0
+                while remaining:
+                    msgs = self.consumer.consume(1000, 0.5)
+                    idle = idle + 0.5 if not msgs else 0.0
+                    if idle >= STALL_S:
+                        raise ReplayError(f"reading {real}: nothing arrived for {STALL_S:.0f} s "
+                                          f"(partitions {sorted(remaining)} unfinished)")
+                    for m in msgs:
+                        err = m.error()
+                        p = m.partition()
+                        if err is not None:
+                            if err.code() == KafkaError._PARTITION_EOF:
+                                remaining.discard(p)
+                            elif err.fatal() or err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                                raise ReplayError(f"reading {real}: {err.str()}")
+                            continue
+                        if p not in remaining or m.offset() >= ends[p]:
+                            remaining.discard(p)
+                            continue
+                        yield Raw(p, m.offset(), m.key(), m.value())
+                        prog.advance()
+                        if m.offset() >= ends[p] - 1:
+                            remaining.discard(p)
+        finally:
+            self.consumer.unassign()
+
+
+# ----------------------------------------------------------------------------- events
+
+@dataclass(frozen=True)
+class Skipped:
+    partition: int
+    offset: int
+    stage: str          # DECODE | VALIDATE
+    reason: str
+
+
+@dataclass
+class Events:
+    """A range and the state it is decided against, decoded once and shared by every policy."""
+    topic: str
+    read: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    notes: Counter = field(default_factory=Counter)              # tombstones, stale states, ...
+    windows: list[OutageWindow] = field(default_factory=list)    # the whole outage topic, in order
+    incidents: set[str] = field(default_factory=set)             # named in a window range
+    entitlements: list[tuple[EntitlementState, Source]] = field(default_factory=list)
+    prior: list[tuple[bytes, DamageReport, Source]] = field(default_factory=list)
+    reports: list[tuple[bytes, DamageReport, Source]] = field(default_factory=list)
+
+
+def fold_histories(windows: Sequence[OutageWindow], policy: Policy) -> dict[str, IncidentHistory]:
+    """IncidentFeed's accept rule over windows in topic order: valid and newer than the latest."""
+    histories: dict[str, IncidentHistory] = {}
+    for w in windows:
+        try:
+            validate_window(w, policy)
+        except InvalidRecord:
+            continue
+        accepted = histories.get(w.incident_id, IncidentHistory()).accept(w)
+        if accepted is not None:
+            histories[w.incident_id] = accepted
+    return histories
+
+
+class Replay:
+    def __init__(self, settings: Settings, policy: Policy, *, progress: bool = True) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.codec = Codec.from_dir(settings.schemas_dir)
+        self.reader = TopicReader(settings, progress=progress)
+        self.ledger = SyncLedger(settings)
+        self._covered: dict[str, list[RemedyAction]] = {}
+
+    def close(self) -> None:
+        self.reader.close()
+
+    def real(self, logical: str) -> str:
+        return self.settings.topic(logical)
+
+    def spans(self, topic: str, *, from_ms: int | None, to_ms: int | None,
+              offsets: Sequence[tuple[int, int, int]], max_records: int,
+              note: Callable[[str], None]) -> list[Span]:
+        if topic not in INPUT_TOPICS:
+            raise ReplayError(f"cannot replay {topic!r}; replay reads one of: {', '.join(INPUT_TOPICS)}")
+        real = self.real(topic)
+        spans = (self.reader.by_offsets(real, offsets, note) if offsets
+                 else self.reader.by_time(real, from_ms or 0, to_ms))
+        total = sum(len(s) for s in spans)
+        if total > max_records:
+            raise ReplayError(f"the range holds {total:,} records, more than --max-records {max_records:,}; "
+                              "narrow it or raise the limit")
+        return spans
+
+    # ------------------------------------------------------------------ reading
+
+    def _decode(self, schema: str, raw: Raw, events: Events | None) -> object | None:
+        """The record, validated as the worker does; None (listed in `events` if given) otherwise."""
+        try:
+            record = self.codec.decode_obj(schema, raw.value)
+            if schema == "outage_window":
+                validate_window(record, self.policy)
+            elif schema == "entitlement_state":
+                validate_entitlement(record, self.policy)
+            else:
+                validate_report(record, self.policy)
+            return record
+        except DecodeError as exc:
+            if events is not None:
+                events.skipped.append(Skipped(raw.partition, raw.offset, "DECODE", exc.reason))
+        except InvalidRecord as exc:
+            if events is not None:
+                events.skipped.append(Skipped(raw.partition, raw.offset, "VALIDATE", exc.reason))
+        return None
+
+    def load(self, topic: str, spans: Sequence[Span]) -> Events:
+        ev = Events(topic)
+        self._load_windows(ev, spans if topic == OUTAGES else None)
+        real = self.real(topic)
+        if topic == ENTITLEMENTS:
+            newest: dict[str, int] = {}
+            for raw in self.reader.read(real, spans, f"replaying {topic}"):
+                ev.read += 1
+                if raw.value is None:
+                    ev.notes["tombstone"] += 1
+                    continue
+                ent = self._decode("entitlement_state", raw, ev)
+                if not isinstance(ent, EntitlementState):
+                    continue
+                if newest.get(ent.entitlement_id, ent.updated_at) > ent.updated_at:
+                    ev.notes["stale"] += 1    # the worker skips a state older than one it holds
+                    continue
+                newest[ent.entitlement_id] = ent.updated_at
+                ev.entitlements.append((ent, Source(real, raw.partition, raw.offset)))
+        elif topic == OUTAGES:
+            ev.entitlements = self._latest_entitlements()
+        else:
+            self._load_reports(ev, spans)
+        return ev
+
+    def _load_windows(self, ev: Events, range_spans: Sequence[Span] | None) -> None:
+        real = self.real(OUTAGES)
+        label = f"replaying {OUTAGES}" if range_spans is not None else f"reading {OUTAGES} (incidents)"
+        in_range = {s.partition: s for s in range_spans or ()}
+        for raw in self.reader.read(real, self.reader.whole(real), label):
+            span = in_range.get(raw.partition)
+            if span is not None and span.start <= raw.offset < span.end:
+                ev.read += 1
+                valid = self._decode("outage_window", raw, ev)
+                if isinstance(valid, OutageWindow):
+                    ev.incidents.add(valid.incident_id)
+            try:
+                ev.windows.append(self.codec.decode_obj("outage_window", raw.value))
+            except DecodeError:
+                continue     # fold_histories validates each window under the policy it runs
+
+    def _latest_entitlements(self) -> list[tuple[EntitlementState, Source]]:
+        real = self.real(ENTITLEMENTS)
+        latest: dict[bytes, tuple[EntitlementState, Source]] = {}
+        for raw in self.reader.read(real, self.reader.whole(real), f"reading {ENTITLEMENTS} (state)"):
+            if raw.value is None:
+                latest.pop(raw.key or b"", None)
+                continue
+            ent = self._decode("entitlement_state", raw, None)
+            if not isinstance(ent, EntitlementState):
+                continue
+            k = ent.entitlement_id.encode()
+            held = latest.get(k)
+            if held is None or held[0].updated_at <= ent.updated_at:
+                latest[k] = (ent, Source(real, raw.partition, raw.offset))
+        return list(latest.values())
+
+    def _load_reports(self, ev: Events, spans: Sequence[Span]) -> None:
+        real = self.real(REPORTS)
+        for raw in self.reader.read(real, spans, f"replaying {REPORTS}"):
+            ev.read += 1
+            report = self._decode("damage_report", raw, ev)
+            if isinstance(report, DamageReport):
+                ev.reports.append((raw.key or b"", report, Source(real, raw.partition, raw.offset)))
+        keys = {k for k, _, _ in ev.reports}
+        lows = {p: low for p, (low, _) in ((s.partition, self.reader.watermarks(real, s.partition))
+                                           for s in spans if len(s))}
+        before = [Span(s.partition, lows[s.partition], s.start) for s in spans if len(s)]
+        for raw in self.reader.read(real, before, f"reading {REPORTS} (earlier reports)"):
+            if (raw.key or b"") not in keys:
+                continue
+            report = self._decode("damage_report", raw, None)
+            if isinstance(report, DamageReport):
+                ev.prior.append((raw.key or b"", report, Source(real, raw.partition, raw.offset)))
+
+    # ------------------------------------------------------------------ deciding
+
+    def covered(self, user_id: str) -> list[RemedyAction]:
+        if user_id not in self._covered:
+            try:
+                rows = self.ledger.user_remedies(user_id)
+            except Exception as exc:  # redis errors: one line, not a traceback
+                raise ReplayError(f"cannot read the ledger at {self.settings.redis_url}: {exc}") from None
+            self._covered[user_id] = [from_dict(RemedyAction, r) for r in rows]
+        return self._covered[user_id]
+
+    def decide(self, ev: Events, policy: Policy) -> tuple[list[Decision], Counter]:
+        """Every decision `policy` makes for the range; outcomes counted by name."""
+        histories = fold_histories(ev.windows, policy)
+        decisions: list[Decision] = []
+        outcomes: Counter = Counter()
+        if ev.topic in (OUTAGES, ENTITLEMENTS):
+            against = ([h for i, h in histories.items() if i in ev.incidents] if ev.topic == OUTAGES
+                       else list(histories.values()))
+            for ent, source in ev.entitlements:
+                for history in against:
+                    d = decide_entitlement(policy, history, ent, source)
+                    outcomes[d.outcome] += 1
+                    if d.remedies or d.notices:
+                        decisions.append(d)
+            return decisions, outcomes
+        cases: dict[bytes, dict[str, CaseState]] = defaultdict(dict)
+        for key, report, source in ev.prior:      # fold: state only, nothing emitted
+            self._triage(policy, histories, report, source, cases[key])
+        for key, report, source in ev.reports:
+            d = self._triage(policy, histories, report, source, cases[key])
+            outcomes[d.outcome] += 1
+            decisions.append(d)
+        return decisions, outcomes
+
+    def _triage(self, policy: Policy, histories: dict[str, IncidentHistory], report: DamageReport,
+                source: Source, cases: dict[str, CaseState]) -> Decision:
+        """The worker's `_triage`: locate the case, triage, keep the case unless still pending."""
+        cid = locate_case(histories, report)
+        case = cases.get(cid) if cid else None
+        covered = self.covered(report.reporter_id) if cid else []
+        decision, new_case = triage_report(policy, histories, report, source, case, covered)
+        if decision.outcome != "pending" and new_case is not None:
+            cases[new_case.case_id] = new_case
+        return decision
+
+    # ------------------------------------------------------------------ outputs
+
+    def outputs(self, decisions: list[Decision]) -> tuple[list[tuple[str, str, bytes, bytes]], list[RemedyAction]]:
+        """(id, logical topic, key, value) in the emitter's order, once per id, and the remedies."""
+        emitter = Emitter(self.settings, self.codec, ledger=None)  # type: ignore[arg-type]  # no I/O
+        return emitter._records(Batch(decisions=decisions))
+
+    def issued(self, ids: Sequence[str]) -> set[str]:
+        try:
+            return self.ledger.issued(ids)
+        except Exception as exc:  # redis errors: one line, not a traceback
+            raise ReplayError(f"cannot read the ledger at {self.settings.redis_url}: {exc}") from None
+
+    def publish(self, records: Sequence[tuple[str, str, bytes, bytes]], remedies: Sequence[RemedyAction],
+                *, progress: bool = True) -> int:
+        """Produce, await every ack, then ledger — chunk by chunk, as the emitter does."""
+        producer = Producer({"bootstrap.servers": self.settings.bootstrap, "enable.idempotence": True,
+                             "acks": "all", "linger.ms": 20,
+                             "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000)})
+        by_id = {r.remedy_id: r for r in remedies}
+        done = 0
+        with Progress(len(records), "publishing", enabled=progress) as prog:
+            for i in range(0, len(records), PUBLISH_CHUNK):
+                chunk = records[i:i + PUBLISH_CHUNK]
+                failed: list[str] = []
+                for oid, topic, key, value in chunk:
+                    self._produce(producer, self.real(topic), key, value, oid, failed)
+                left = producer.flush(DELIVERY_TIMEOUT_S + 5)
+                if failed or left:
+                    raise ReplayError(f"{len(failed) + left} of {len(chunk)} records were not acknowledged "
+                                      f"(first: {failed[0] if failed else 'no delivery report'}); "
+                                      f"{done} published and ledgered before that; the ledger has no "
+                                      "entry for the rest, so running the replay again is safe")
+                ids = [c[0] for c in chunk]
+                try:
+                    self.ledger.record(ids, [by_id[x] for x in ids if x in by_id])
+                except Exception as exc:
+                    raise ReplayError(f"records were published but the ledger write failed ({exc}); "
+                                      "run `makegood ledger rebuild`") from None
+                done += len(chunk)
+                prog.advance(len(chunk))
+        return done
+
+    @staticmethod
+    def _produce(producer: Producer, topic: str, key: bytes, value: bytes, oid: str, failed: list[str]) -> None:
+        def on_delivery(err: object, _msg: object) -> None:
+            if err is not None:
+                failed.append(f"{oid}: {err}")
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.5)
+        producer.poll(0)
