@@ -11,8 +11,9 @@ What "current state" means per topic — read from the topics themselves, not fr
 - outage.windows.v1 range: the incidents named in the range, swept against the latest state of
   every entitlement on entitlement.states.v1 (newer updated_at wins, tombstones delete), as the
   worker's sweep does;
-- entitlement.states.v1 range: each record decided on arrival against every incident, skipping
-  a state older than one already seen in the range, as the worker's agent does;
+- entitlement.states.v1 range: each record decided against every incident as the worker's agent
+  does on arrival: skipped when older than the state the agent held for that key (earlier
+  records of the range's keys are read from the partition's start; tombstones delete);
 - damage.reports.v1 range: each reporter's cases rebuilt by folding that key's earlier reports
   (from the topic's start up to the range) through triage_report without emitting, then the
   range's reports triaged; "already covered" comes from the ledger's user index, as live.
@@ -282,20 +283,7 @@ class Replay:
         self._load_windows(ev, spans if topic == OUTAGES else None)
         real = self.real(topic)
         if topic == ENTITLEMENTS:
-            newest: dict[str, int] = {}
-            for raw in self.reader.read(real, spans, f"replaying {topic}"):
-                ev.read += 1
-                if raw.value is None:
-                    ev.notes["tombstone"] += 1
-                    continue
-                ent = self._decode("entitlement_state", raw, ev)
-                if not isinstance(ent, EntitlementState):
-                    continue
-                if newest.get(ent.entitlement_id, ent.updated_at) > ent.updated_at:
-                    ev.notes["stale"] += 1    # the worker skips a state older than one it holds
-                    continue
-                newest[ent.entitlement_id] = ent.updated_at
-                ev.entitlements.append((ent, Source(real, raw.partition, raw.offset)))
+            self._load_entitlements(ev, spans)
         elif topic == OUTAGES:
             ev.entitlements = self._latest_entitlements()
         else:
@@ -334,6 +322,47 @@ class Replay:
                 latest[k] = (ent, Source(real, raw.partition, raw.offset))
         return list(latest.values())
 
+    def _before(self, real: str, spans: Sequence[Span]) -> list[Span]:
+        """From each partition's first offset up to where the range starts."""
+        return [Span(s.partition, self.reader.watermarks(real, s.partition)[0], s.start)
+                for s in spans if len(s)]
+
+    def _load_entitlements(self, ev: Events, spans: Sequence[Span]) -> None:
+        """The range's states that the worker's agent would decide: not older than one it held."""
+        real = self.real(ENTITLEMENTS)
+        rng: list[tuple[Raw, EntitlementState | None]] = []
+        for raw in self.reader.read(real, spans, f"replaying {ENTITLEMENTS}"):
+            ev.read += 1
+            ent = self._decode("entitlement_state", raw, ev) if raw.value is not None else None
+            if raw.value is None:
+                ev.notes["tombstones"] += 1
+            if raw.value is None or isinstance(ent, EntitlementState):
+                rng.append((raw, ent))
+        keys = {raw.key or b"" for raw, _ in rng} | {e.entitlement_id.encode() for _, e in rng if e}
+        held: dict[bytes, int] = {}        # the agent's table: key -> updated_at of the stored state
+        for raw in self.reader.read(real, self._before(real, spans), f"reading {ENTITLEMENTS} (earlier states)"):
+            if (raw.key or b"") in keys:
+                self._hold(held, raw, self._decode("entitlement_state", raw, None) if raw.value else None)
+        for raw, ent in rng:
+            if self._hold(held, raw, ent) and ent is not None:
+                ev.entitlements.append((ent, Source(real, raw.partition, raw.offset)))
+            elif ent is not None:
+                ev.notes["stale states"] += 1
+
+    @staticmethod
+    def _hold(held: dict[bytes, int], raw: Raw, ent: object) -> bool:
+        """The agent's store rule: a tombstone deletes; an older state than the one held is skipped."""
+        if raw.value is None:
+            held.pop(raw.key or b"", None)
+            return False
+        if not isinstance(ent, EntitlementState):
+            return False
+        k = ent.entitlement_id.encode()
+        if held.get(k, ent.updated_at) > ent.updated_at:
+            return False
+        held[k] = ent.updated_at
+        return True
+
     def _load_reports(self, ev: Events, spans: Sequence[Span]) -> None:
         real = self.real(REPORTS)
         for raw in self.reader.read(real, spans, f"replaying {REPORTS}"):
@@ -342,9 +371,7 @@ class Replay:
             if isinstance(report, DamageReport):
                 ev.reports.append((raw.key or b"", report, Source(real, raw.partition, raw.offset)))
         keys = {k for k, _, _ in ev.reports}
-        lows = {p: low for p, (low, _) in ((s.partition, self.reader.watermarks(real, s.partition))
-                                           for s in spans if len(s))}
-        before = [Span(s.partition, lows[s.partition], s.start) for s in spans if len(s)]
+        before = self._before(real, spans)
         for raw in self.reader.read(real, before, f"reading {REPORTS} (earlier reports)"):
             if (raw.key or b"") not in keys:
                 continue

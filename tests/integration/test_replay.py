@@ -5,6 +5,7 @@ file order and each leaves the ledger as complete as it found it.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -19,7 +20,8 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 
 from processors.batch import evaluate
-from processors.model import DamageReport, RemedyAction, ReportCategory, ReporterKind, from_dict
+from processors.model import (DamageReport, EntitlementStatus, RemedyAction, ReportCategory, ReporterKind,
+                              from_dict)
 from processors.policy import load_policy
 from streams.jsonio import JsonRecords
 from streams.ledger import Keys
@@ -57,6 +59,19 @@ class Scenario:
         return subprocess.run([EXE, *args], env=env, capture_output=True, text=True, timeout=300,
                               input=stdin if stdin is not None else "", cwd=str(ROOT))
 
+    def cli_on_terminal(self, *args: str, answer: str) -> subprocess.CompletedProcess:
+        """Run with a pseudo-terminal as standard input, answering the confirmation prompt."""
+        import pty
+        master, slave = pty.openpty()
+        try:
+            os.write(master, answer.encode() + b"\n")
+            env = dict(os.environ, MAKEGOOD_NAMESPACE=self.settings.namespace)
+            return subprocess.run([EXE, *args], env=env, stdin=slave, capture_output=True, text=True,
+                                  timeout=300, cwd=str(ROOT))
+        finally:
+            os.close(master)
+            os.close(slave)
+
     def counts(self) -> dict[str, int]:
         c = Consumer({"bootstrap.servers": self.settings.bootstrap, "group.id": f"wm-{uuid.uuid4().hex}"})
         try:
@@ -68,6 +83,17 @@ class Scenario:
             return out
         finally:
             c.close()
+
+    def group_state(self) -> tuple[dict, list[str]]:
+        """The live workers' committed offsets, and any consumer group a replay left behind."""
+        from confluent_kafka import ConsumerGroupTopicPartitions
+        from confluent_kafka.admin import AdminClient
+        admin = AdminClient({"bootstrap.servers": self.settings.bootstrap})
+        group = self.settings.topic("makegood")
+        (fut,) = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)]).values()
+        committed = {(tp.topic, tp.partition): tp.offset for tp in fut.result().topic_partitions}
+        groups = [g.group_id for g in admin.list_consumer_groups().result().valid]
+        return committed, [g for g in groups if g.startswith("makegood-replay-")]
 
     def full_offsets(self, logical: str) -> list[str]:
         c = Consumer({"bootstrap.servers": self.settings.bootstrap, "group.id": f"wm-{uuid.uuid4().hex}"})
@@ -151,6 +177,8 @@ def _remedies_from_lines(codec, stdout: str) -> list[RemedyAction]:
 
 def test_replays_after_the_live_run_issue_nothing(scenario):
     before = scenario.counts()
+    committed, _ = scenario.group_state()
+    assert committed, "the live workers committed offsets"
     runs = [
         ("replay", "entitlement.states.v1", "--offsets", *scenario.full_offsets("entitlement.states.v1"), "--yes"),
         ("replay", "outage.windows.v1", "--from", "0", "--yes"),
@@ -162,6 +190,7 @@ def test_replays_after_the_live_run_issue_nothing(scenario):
         assert res.stdout.startswith("published 0 records"), res.stdout + res.stderr
         assert " 0 undecodable or invalid" in res.stderr
     assert scenario.counts() == before
+    assert scenario.group_state() == (committed, [])    # the live group's offsets never moved
 
 
 def test_dry_run_lists_lost_work_and_the_replay_restores_exactly_it(scenario):
@@ -179,6 +208,8 @@ def test_dry_run_lists_lost_work_and_the_replay_restores_exactly_it(scenario):
 
     refused = scenario.cli("replay", "entitlement.states.v1", "--from", "0")   # no TTY, no --yes
     assert refused.returncode != 0 and "pass --yes" in refused.stderr
+    declined = scenario.cli_on_terminal("replay", "entitlement.states.v1", "--from", "0", "--quiet", answer="n")
+    assert declined.returncode != 0 and "[y/N]" in declined.stderr and "nothing published" in declined.stderr
     assert scenario.counts() == before
 
     live = scenario.cli("replay", "entitlement.states.v1", "--from", "0", "--yes")
@@ -268,6 +299,21 @@ def test_ledger_rebuild_restores_the_ledger_and_status(scenario):
         res = scenario.cli("replay", topic, "--from", "0", "--yes")
         assert res.returncode == 0 and res.stdout.startswith("published 0 records"), res.stdout + res.stderr
     assert scenario.counts() == before
+
+
+def test_a_stale_state_is_not_decided_even_when_it_would_earn_a_remedy(scenario):
+    remedied = {r.subject_id for r in scenario.expected}
+    ent = next(e for e in kit.entitlements(400, seed=21)
+               if e.entitlement_id not in remedied and e.service in ("kakaopage", "kakaotv", "melon"))
+    stale = dataclasses.replace(ent, status=EntitlementStatus.ACTIVE, valid_from=kit.START - kit.DAY,
+                                valid_until=kit.START + 30 * kit.DAY, updated_at=ent.updated_at - kit.HOUR)
+    pub = kit.Published()
+    kit.publish(scenario.settings, scenario.codec, "entitlement.states.v1", [stale], pub)
+    (_, source), = pub.entitlements
+    span = f"{source.partition}:{source.offset}-{source.offset}"
+    res = scenario.cli("replay", "entitlement.states.v1", "--offsets", span, "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "" and "1 stale states" in res.stderr and "Would publish 0 records" in res.stderr
 
 
 @pytest.mark.parametrize("args, says", [
