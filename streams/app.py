@@ -83,7 +83,8 @@ class Pipeline:
                                  self.specs[OUTAGES].partitions)
         self.owned: dict[str, set[int]] = {ENTITLEMENTS: set(), REPORTS: set()}
         self.lock = asyncio.Lock()          # decisions and ledger writes of this worker, one at a time
-        self.sweep_wanted = asyncio.Event()
+        self.sweep_wanted = asyncio.Event()   # wakes the sweeper (window change, assignment, dead letters)
+        self.sweep_due = False                # a full sweep is owed (not just dead letters to flush)
         self.sweeps_done = 0
         self.app = self._build_app()
 
@@ -155,6 +156,7 @@ class Pipeline:
         log.info("assigned entitlement partitions %s, report partitions %s",
                  sorted(self.owned[ENTITLEMENTS]), sorted(self.owned[REPORTS]))
         # Whatever happened to these partitions before (a worker killed mid-sweep), catch up now.
+        self.sweep_due = True
         self.sweep_wanted.set()
 
     async def _on_revoked(self, app: Any, revoked: Iterable[Any], **kw: Any) -> None:
@@ -162,7 +164,10 @@ class Pipeline:
         for logical in self.owned:
             self.owned[logical] -= self._partitions(tps, logical)
 
-    def _on_window(self, window: OutageWindow) -> None:
+    def _on_window(self, window: OutageWindow | None) -> None:
+        """The feed accepted a revision (window) or queued a dead letter (None)."""
+        if window is not None:
+            self.sweep_due = True
         self.sweep_wanted.set()
 
     # ------------------------------------------------------------------ decisions
@@ -237,8 +242,10 @@ class Pipeline:
                 b = Batch(dead=dead)
                 async with self.lock:
                     await self.emitter.emit(b)
-            await self.sweep()
-            await self.request_retriage()
+            if self.sweep_due:
+                self.sweep_due = False
+                await self.sweep()
+                await self.request_retriage()
 
     async def sweep(self) -> int:
         """Re-decide every stored entitlement of the partitions this worker owns."""

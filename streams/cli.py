@@ -1,4 +1,8 @@
-"""The `makegood` command."""
+"""makegood: outage windows x entitlements x damage reports -> remedies, once.
+
+Start with `makegood demo` (the reference incident end to end) or `makegood dev up`.
+Every command honours MAKEGOOD_BOOTSTRAP, MAKEGOOD_REDIS_URL, MAKEGOOD_POLICY and
+MAKEGOOD_NAMESPACE (a prefix for topics, consumer group and Redis keys)."""
 from __future__ import annotations
 
 import argparse
@@ -36,8 +40,14 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from .demo import run_demo
+    return run_demo(settings, scale=args.scale, workers=args.workers, seed=args.seed)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="makegood", description=__doc__)
+    p = argparse.ArgumentParser(prog="makegood", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     dev = sub.add_parser("dev", help="start, stop or show the local Kafka broker and Redis server")
     dev.add_argument("action", choices=["up", "down", "status"])
@@ -48,8 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run one pipeline worker (start several to share partitions)")
     worker.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     worker.set_defaults(func=_worker)
-    from . import io_commands
+    demo = sub.add_parser("demo", help="the reference incident end to end on the local stack, with its report")
+    demo.add_argument("--scale", type=float, default=1.0, help="1.0 = 3,000 entitlements and 1,500 reports")
+    demo.add_argument("--workers", type=int, default=2, help="worker processes sharing the partitions")
+    demo.add_argument("--seed", type=int, default=1015)
+    demo.set_defaults(func=_demo)
+    from . import io_commands, report_commands
     io_commands.register(sub)
+    report_commands.register(sub)
+    from . import ops_commands
+    ops_commands.register(sub)
     return p
 
 

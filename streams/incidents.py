@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 class IncidentFeed:
     def __init__(self, settings: Settings, codec: Codec, policy: Policy,
-                 on_change: Callable[[OutageWindow], None], partitions: int):
+                 on_change: Callable[[OutageWindow | None], None], partitions: int):
         self.settings = settings
         self.partitions = partitions     # declared in deploy/topics.yaml
         self.codec = codec
@@ -82,7 +82,10 @@ class IncidentFeed:
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 for tp, msgs in batches.items():
                     for m in msgs:
+                        dead_before = len(self.dead)
                         window = self.handle(tp.partition, m.offset, m.key, m.value)
+                        if len(self.dead) > dead_before:
+                            self.on_change(None)
                         if window is not None:
                             log.info("incident %s revision %d %s", window.incident_id, window.revision,
                                      window.status.value)
