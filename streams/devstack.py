@@ -299,7 +299,10 @@ class RedisServer:
             say(f"redis: already running (pid {pid}, 127.0.0.1:{self.port})")
             return
         if not _alive(pid) and _port_open(self.port):
-            raise StackError(f"redis: port {self.port} is taken by a process makegood did not start")
+            if self.answers():
+                say(f"redis: a server not started by makegood already answers on 127.0.0.1:{self.port}; using it")
+                return
+            raise StackError(f"redis: port {self.port} is taken by something that is not a Redis server")
         exe = install_redis(say)
         t0 = time.monotonic()
         self.home.mkdir(parents=True, exist_ok=True)
