@@ -35,6 +35,7 @@ from processors.reports import CaseState, locate_case, triage_report
 from processors.entitlements import decide_entitlement
 from processors.validate import validate_entitlement, validate_report
 
+from .catchup import restore_entitlements, retriage_unseen_reports
 from .codec import Codec, DecodeError
 from .emitter import Batch, DeadLetter, Emitter
 from .incidents import IncidentFeed
@@ -85,6 +86,7 @@ class Pipeline:
         self.lock = asyncio.Lock()          # decisions and ledger writes of this worker, one at a time
         self.sweep_wanted = asyncio.Event()   # wakes the sweeper (window change, assignment, dead letters)
         self.sweep_due = False                # a full sweep is owed (not just dead letters to flush)
+        self.catch_up_due = False             # partitions were assigned: re-read them first
         self.sweeps_done = 0
         self.app = self._build_app()
 
@@ -155,7 +157,9 @@ class Pipeline:
             self.owned[logical] = self._partitions(tps, logical)
         log.info("assigned entitlement partitions %s, report partitions %s",
                  sorted(self.owned[ENTITLEMENTS]), sorted(self.owned[REPORTS]))
-        # Whatever happened to these partitions before (a worker killed mid-sweep), catch up now.
+        # Whatever happened to these partitions before (a worker killed mid-sweep, events
+        # committed but never processed), catch up now: see catchup.py.
+        self.catch_up_due = True
         self.sweep_due = True
         self.sweep_wanted.set()
 
@@ -242,6 +246,13 @@ class Pipeline:
                 b = Batch(dead=dead)
                 async with self.lock:
                     await self.emitter.emit(b)
+            if self.catch_up_due:
+                self.catch_up_due = False
+                ent_parts, rep_parts = set(self.owned[ENTITLEMENTS]), set(self.owned[REPORTS])
+                restored = await restore_entitlements(self, ent_parts)
+                triaged = await retriage_unseen_reports(self, rep_parts)
+                log.info("catch-up of partitions %s: %d entitlement states restored, %d reports triaged",
+                         sorted(ent_parts), restored, triaged)
             if self.sweep_due:
                 self.sweep_due = False
                 await self.sweep()
@@ -304,24 +315,22 @@ class Pipeline:
                     doc = touched.get(key, (0, None))[1]
                     if doc is None:
                         blob = self.cases.data.get(key)
-                        doc = json.loads(blob) if blob else {"partition": m.partition, "cases": {}, "pending": []}
+                        doc = json.loads(blob) if blob else self.new_case_doc(m.partition)
                     # A reporter's reports are triaged in arrival order: earlier ones still
                     # waiting for their incident go first, so amendments stay amendments.
-                    queue = [(bytes.fromhex(p["raw"]), Source(*p["source"])) for p in doc["pending"]]
-                    doc["pending"] = []
                     if m.topic == retriage:
                         batch.outcomes["retriage"] += 1
+                        new = []
                     else:
                         decoded = self._decode("damage_report", ev, batch)
                         if decoded is None:
-                            if queue:
-                                doc["pending"] = [{"raw": r.hex(), "source": [x.topic, x.partition, x.offset]}
-                                                  for r, x in queue]
                             continue
-                        queue.append((ev.value, decoded[1]))
+                        new = [(ev.value, decoded[1])]
+                    queue = [(bytes.fromhex(p["raw"]), Source(*p["source"])) for p in doc["pending"]] + new
+                    doc["pending"] = []
                     for raw, source in queue:
                         report: DamageReport = self.codec.decode_obj("damage_report", raw)
-                        await self._triage(report, raw, source, doc, batch)
+                        await self.triage(report, raw, source, doc, batch)
                     touched[key] = (m.partition, doc)
                 except Exception as exc:
                     log.exception("report at %s/%s@%s failed", m.topic, m.partition, m.offset)
@@ -329,21 +338,36 @@ class Pipeline:
                                           "PROCESS", type(exc).__name__, str(exc)))
             # outputs first, then the case: a stored case marks its reports as done
             await self.emitter.emit(batch, outcome_topic=REPORTS)
-            for key, (partition, doc) in touched.items():
-                blob = json.dumps(doc, separators=(",", ":")).encode()
-                self.cases.data[key] = blob
-                self.cases.send_changelog(partition, key, blob)
+            self.store_cases(touched)
 
-    async def _triage(self, report: DamageReport, raw: bytes, source: Source, doc: dict, batch: Batch) -> None:
+    @staticmethod
+    def new_case_doc(partition: int) -> dict:
+        """A reporter's entry in the cases table: cases by id, reports waiting for an incident,
+        and the ids of every report already triaged (catch-up skips those)."""
+        return {"partition": partition, "cases": {}, "pending": [], "seen": []}
+
+    @staticmethod
+    def _pending_entry(raw: bytes, source: Source, report_id: str | None = None) -> dict:
+        return {"raw": raw.hex(), "source": [source.topic, source.partition, source.offset], "report_id": report_id}
+
+    def store_cases(self, touched: dict[bytes, tuple[int, dict]]) -> None:
+        for key, (partition, doc) in touched.items():
+            blob = json.dumps(doc, separators=(",", ":")).encode()
+            self.cases.data[key] = blob
+            self.cases.send_changelog(partition, key, blob)
+
+    async def triage(self, report: DamageReport, raw: bytes, source: Source, doc: dict, batch: Batch) -> None:
         histories = self.feed.histories
         cid = locate_case(histories, report)
         case = _case_from_json(doc["cases"][cid]) if cid and cid in doc["cases"] else None
         covered = await self._covered(report.reporter_id) if cid else []
         decision, new_case = triage_report(self.policy, histories, report, source, case, covered)
         if decision.outcome == "pending":
-            doc["pending"].append({"raw": raw.hex(), "source": [source.topic, source.partition, source.offset]})
-        elif new_case is not None:
-            doc["cases"][new_case.case_id] = _case_to_json(new_case)
+            doc["pending"].append(self._pending_entry(raw, source, report.report_id))
+        else:
+            doc.setdefault("seen", []).append(report.report_id)
+            if new_case is not None:
+                doc["cases"][new_case.case_id] = _case_to_json(new_case)
         batch.add(decision)
 
 

@@ -95,7 +95,7 @@ class Publisher:
         self.settings = settings
         self.codec = codec
         self.inputs = inputs
-        self.producer = Producer({"bootstrap.servers": settings.bootstrap, "enable.idempotence": True,
+        self.producer = Producer({**settings.kafka_config(), "enable.idempotence": True,
                                   "linger.ms": 20, "batch.size": 512 * 1024})
 
     def records(self, logical: str, pairs: list[tuple[str, dict | None]]) -> None:
@@ -172,7 +172,7 @@ def compare(settings: Settings, codec: Codec, expected: Outcome) -> list[str]:
                                   (REVIEWS, "review_case", expected.reviews),
                                   (NOTICES, "user_notice", expected.notices)):
         topic = settings.topic(logical)
-        c = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"demo-check-{time.time_ns()}",
+        c = Consumer({**settings.kafka_config(), "group.id": f"demo-check-{time.time_ns()}",
                       "enable.auto.commit": False})
         parts = c.list_topics(topic, timeout=10).topics[topic].partitions
         ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}

@@ -184,8 +184,7 @@ class LocalKafka:
     def answers(self, timeout: float = 3.0) -> bool:
         from confluent_kafka.admin import AdminClient
         try:
-            admin = AdminClient({"bootstrap.servers": self.settings.bootstrap, "log_level": 0,
-                                 "logger": _silent_logger()})
+            admin = AdminClient(self.settings.kafka_config())
             admin.list_topics(timeout=timeout)
             return True
         except Exception:
@@ -233,14 +232,6 @@ class LocalKafka:
 
     def down(self, say: Callable[[str], None]) -> None:
         _stop(self.pid_file, "kafka", 60, say)
-
-
-def _silent_logger():
-    import logging
-    log = logging.getLogger("makegood.librdkafka")
-    log.addHandler(logging.NullHandler())
-    log.propagate = False
-    return log
 
 
 # --------------------------------------------------------------------------------------- Redis

@@ -168,7 +168,7 @@ def publish(args: argparse.Namespace, settings: Settings) -> int:
     topic = args.topic
     schema_for(topic)
     records = JsonRecords(Codec.from_dir(settings.schemas_dir))
-    producer = Producer({"bootstrap.servers": settings.bootstrap, "enable.idempotence": True,
+    producer = Producer({**settings.kafka_config(), "enable.idempotence": True,
                          "acks": "all", "linger.ms": 20, "message.timeout.ms": DELIVERY_TIMEOUT_MS})
     real = _require_topic(settings, topic, producer.list_topics)
     deliveries = _Deliveries()
@@ -221,7 +221,7 @@ def consume(args: argparse.Namespace, settings: Settings) -> int:
     schema = schema_for(topic)
     records = JsonRecords(Codec.from_dir(settings.schemas_dir))
     grouped = args.group is not None
-    conf = {"bootstrap.servers": settings.bootstrap,
+    conf = {**settings.kafka_config(),
             "group.id": args.group if grouped else f"makegood-consume-{uuid.uuid4().hex}",
             "enable.auto.commit": grouped, "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest", "enable.partition.eof": False}

@@ -102,7 +102,7 @@ class TopicReader:
         self.settings = settings
         self.progress = progress
         self.consumer = Consumer({
-            "bootstrap.servers": settings.bootstrap, "group.id": f"makegood-replay-{uuid.uuid4().hex}",
+            **settings.kafka_config(), "group.id": f"makegood-replay-{uuid.uuid4().hex}",
             "enable.auto.commit": False, "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest", "enable.partition.eof": True})
 
@@ -441,7 +441,7 @@ class Replay:
     def publish(self, records: Sequence[tuple[str, str, bytes, bytes]], remedies: Sequence[RemedyAction],
                 *, progress: bool = True) -> int:
         """Produce, await every ack, then ledger — chunk by chunk, as the emitter does."""
-        producer = Producer({"bootstrap.servers": self.settings.bootstrap, "enable.idempotence": True,
+        producer = Producer({**self.settings.kafka_config(), "enable.idempotence": True,
                              "acks": "all", "linger.ms": 20,
                              "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000)})
         by_id = {r.remedy_id: r for r in remedies}

@@ -272,7 +272,7 @@ def read_until_end(settings: Settings, logicals: Sequence[str],
     """
     from confluent_kafka import (OFFSET_BEGINNING, TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException,
                                  TopicPartition)
-    c = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"makegood-report-{uuid.uuid4().hex}",
+    c = Consumer({**settings.kafka_config(), "group.id": f"makegood-report-{uuid.uuid4().hex}",
                   "enable.auto.commit": False, "enable.auto.offset.store": False,
                   "auto.offset.reset": "earliest"})
     try:

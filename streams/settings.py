@@ -1,6 +1,7 @@
 """One settings object, read from the environment in exactly one place (`Settings.from_env`)."""
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass, field, replace
@@ -10,6 +11,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/0"
+
+
+def _rdkafka_logger() -> logging.Logger:
+    log = logging.getLogger("makegood.rdkafka")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
+    return log
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,11 @@ class Settings:
     @property
     def group_id(self) -> str:
         return self.topic("makegood.workers")
+
+    def kafka_config(self, **extra: object) -> dict:
+        """confluent-kafka client config. librdkafka's own log lines (e.g. retries while a cold
+        broker elects its coordinators) go to the `makegood.rdkafka` logger, not to stderr."""
+        return {"bootstrap.servers": self.bootstrap, "logger": _rdkafka_logger(), **extra}
 
     @property
     def redis_prefix(self) -> str:

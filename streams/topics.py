@@ -59,7 +59,7 @@ def load_topic_specs(path: Path) -> dict[str, TopicSpec]:
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.bootstrap})
+    return AdminClient(settings.kafka_config())
 
 
 def create_topics(settings: Settings, say: Callable[[str], None] = print) -> dict[str, TopicSpec]:
@@ -70,15 +70,17 @@ def create_topics(settings: Settings, say: Callable[[str], None] = print) -> dic
     wanted = [NewTopic(settings.topic(s.name), num_partitions=s.partitions,
                        replication_factor=s.replication, config=dict(s.config))
               for s in specs.values() if settings.topic(s.name) not in existing]
+    created = 0
     if wanted:
         for name, fut in admin.create_topics(wanted, operation_timeout=30).items():
             try:
                 fut.result()
+                created += 1
                 say(f"topics: created {name}")
-            except Exception as exc:  # a concurrent creator may have won the race
+            except Exception as exc:  # a concurrent creator (or stale metadata) got there first
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise TopicError(f"topics: could not create {name}: {exc}") from None
-    present = len(specs) - len(wanted)
+    present = len(specs) - created
     if present:
         say(f"topics: {present} already present")
     return specs

@@ -1,0 +1,131 @@
+"""Catch-up on partition assignment: the input topics, not faust's offsets, are the truth.
+
+faust at_least_once can commit an offset whose event never finished: around a rebalance, events
+dropped from a stream buffer or caught mid-batch can fall behind a commit (faust #606 and its
+relatives). A worker that takes over a partition would then never see them. So on every
+assignment a worker re-reads the partitions it now owns, from the beginning:
+
+- entitlement.states.v1 is compacted, i.e. it *is* every entitlement's latest state: any state
+  the table lacks (or holds older) is stored, and the sweep that follows decides it;
+- damage.reports.v1: every report its reporter's entry in the `cases` table has not seen is
+  triaged, in offset order.
+
+Everything decided here goes through the same emitter; ids already in the ledger are dropped,
+so the repeated work is harmless.
+"""
+from __future__ import annotations
+
+import logging
+import struct
+from typing import TYPE_CHECKING, AsyncIterator
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from processors.model import Source
+
+from .codec import DecodeError
+from .emitter import Batch
+from .topics import ENTITLEMENTS, REPORTS
+
+if TYPE_CHECKING:
+    from .app import Pipeline
+
+log = logging.getLogger(__name__)
+CHUNK = 2000
+
+
+async def read_partitions(bootstrap: str, topic: str, partitions: set[int]) -> AsyncIterator[list]:
+    """Batches of messages of `partitions`, from offset 0 to the end offsets as of the start."""
+    if not partitions:
+        return
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            got = await consumer.getmany(*remaining, timeout_ms=1000, max_records=CHUNK)
+            for tp, msgs in got.items():
+                msgs = [m for m in msgs if m.offset < ends[tp]]
+                if msgs:
+                    yield msgs
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+
+
+async def restore_entitlements(pipe: "Pipeline", partitions: set[int]) -> int:
+    """Store every state of the owned partitions that the table lacks; returns how many."""
+    from .app import _ENT_HEADER, _pack_entitlement
+    table = pipe.entitlements
+    restored = 0
+    async for msgs in read_partitions(pipe.settings.bootstrap, pipe.settings.topic(ENTITLEMENTS), partitions):
+        async with pipe.lock:
+            for m in msgs:
+                if m.key is None:
+                    continue
+                prev = table.data.get(m.key)
+                if m.value is None:
+                    if prev is not None and struct.unpack_from(">HQ", prev)[1] < m.offset:
+                        del table.data[m.key]
+                        table.send_changelog(m.partition, m.key, None, value_serializer="raw")
+                    continue
+                try:
+                    ent = pipe.codec.decode_obj("entitlement_state", m.value)
+                except DecodeError:
+                    continue              # dead-lettered when it was first consumed
+                if prev is not None:
+                    _, p_offset, p_updated = _ENT_HEADER.unpack_from(prev)
+                    if (p_updated, p_offset) >= (ent.updated_at, m.offset):
+                        continue
+                try:
+                    from processors.validate import validate_entitlement
+                    validate_entitlement(ent, pipe.policy)
+                except Exception:
+                    continue
+                blob = _pack_entitlement(m.partition, m.offset, ent.updated_at, m.value)
+                table.data[m.key] = blob
+                table.send_changelog(m.partition, m.key, blob)
+                restored += 1
+    return restored
+
+
+async def retriage_unseen_reports(pipe: "Pipeline", partitions: set[int]) -> int:
+    """Triage every report of the owned partitions that its reporter's case entry has not seen."""
+    import json
+    topic = pipe.settings.topic(REPORTS)
+    triaged = 0
+    async for msgs in read_partitions(pipe.settings.bootstrap, topic, partitions):
+        batch = Batch()
+        touched: dict[bytes, tuple[int, dict]] = {}
+        async with pipe.lock:
+            for m in msgs:
+                key = m.key or b""
+                try:
+                    report = pipe.codec.decode_obj("damage_report", m.value)
+                except DecodeError:
+                    continue
+                doc = touched.get(key, (0, None))[1]
+                if doc is None:
+                    blob = pipe.cases.data.get(key)
+                    doc = json.loads(blob) if blob else pipe.new_case_doc(m.partition)
+                if report.report_id in doc.get("seen", ()) or any(
+                        p.get("report_id") == report.report_id for p in doc["pending"]):
+                    continue
+                try:
+                    from processors.validate import validate_report
+                    validate_report(report, pipe.policy)
+                except Exception:
+                    continue
+                await pipe.triage(report, m.value, Source(topic, m.partition, m.offset), doc, batch)
+                touched[key] = (m.partition, doc)
+                triaged += 1
+            if touched:
+                await pipe.emitter.emit(batch)
+                pipe.store_cases(touched)
+    return triaged
