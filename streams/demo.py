@@ -58,8 +58,8 @@ class WorkerPool:
 
     def start(self, n: int) -> None:
         env = dict(os.environ, MAKEGOOD_NAMESPACE=self.settings.namespace, PYTHONUNBUFFERED="1")
-        for i in range(n):
-            log = open(self.logdir / f"worker-{i}.log", "wb")
+        for _ in range(n):
+            log = open(self.logdir / f"worker-{len(self.procs)}.log", "wb")
             self.procs.append(subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
 

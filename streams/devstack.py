@@ -193,9 +193,10 @@ class LocalKafka:
     def status(self) -> ServiceStatus:
         pid = _read_pid(self.pid_file)
         running = _alive(pid)
-        return ServiceStatus("kafka", running, pid if running else None, self.settings.bootstrap,
-                             self.answers(2.0) if running or not self.settings.uses_local_kafka else False,
-                             "" if self.settings.uses_local_kafka else "external (MAKEGOOD_BOOTSTRAP)")
+        answers = self.answers(2.0)
+        note = ("external (MAKEGOOD_BOOTSTRAP)" if not self.settings.uses_local_kafka
+                else "not started by this checkout" if answers and not running else "")
+        return ServiceStatus("kafka", running, pid if running else None, self.settings.bootstrap, answers, note)
 
     def up(self, say: Callable[[str], None]) -> None:
         if not self.settings.uses_local_kafka:
@@ -281,8 +282,9 @@ class RedisServer:
     def status(self) -> ServiceStatus:
         pid = _read_pid(self.pid_file)
         running = _alive(pid)
-        return ServiceStatus("redis", running, pid if running else None, f"127.0.0.1:{self.port}",
-                             self.answers() if running else False)
+        answers = self.answers()
+        return ServiceStatus("redis", running, pid if running else None, f"127.0.0.1:{self.port}", answers,
+                             "not started by this checkout" if answers and not running else "")
 
     def up(self, say: Callable[[str], None]) -> None:
         pid = _read_pid(self.pid_file)

@@ -38,6 +38,15 @@ class Keys:
     def outcomes(self, topic: str) -> str:
         return self.outcomes_prefix + topic
 
+    def stage_record(self, pipe, ids: Iterable[str], remedies: Iterable[RemedyAction]):
+        """Queue the ledger write of issued ids (and the users' remedy index) on a Redis pipeline."""
+        ids = list(ids)
+        if ids:
+            pipe.sadd(self.ledger, *ids)
+        for r in remedies:
+            pipe.hset(self.user(r.user_id), r.remedy_id, remedy_summary(r))
+        return pipe
+
 
 class Ledger:
     """Async ledger used by workers."""
@@ -57,13 +66,7 @@ class Ledger:
         return {i for i, f in zip(ids, flags) if f}
 
     async def record(self, ids: Iterable[str], remedies: Iterable[RemedyAction]) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        ids = list(ids)
-        if ids:
-            pipe.sadd(self.keys.ledger, *ids)
-        for r in remedies:
-            pipe.hset(self.keys.user(r.user_id), r.remedy_id, remedy_summary(r))
-        await pipe.execute()
+        await self.keys.stage_record(self.redis.pipeline(transaction=True), ids, remedies).execute()
 
     async def user_remedies(self, user_id: str) -> list[dict]:
         raw = await self.redis.hgetall(self.keys.user(user_id))
@@ -103,10 +106,4 @@ class SyncLedger:
         return {k.decode(): int(v) for k, v in self.redis.hgetall(self.keys.outcomes(topic)).items()}
 
     def record(self, ids: Iterable[str], remedies: Iterable[RemedyAction]) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        ids = list(ids)
-        if ids:
-            pipe.sadd(self.keys.ledger, *ids)
-        for r in remedies:
-            pipe.hset(self.keys.user(r.user_id), r.remedy_id, remedy_summary(r))
-        pipe.execute()
+        self.keys.stage_record(self.redis.pipeline(transaction=True), ids, remedies).execute()

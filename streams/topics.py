@@ -80,10 +80,28 @@ def create_topics(settings: Settings, say: Callable[[str], None] = print) -> dic
             except Exception as exc:  # a concurrent creator (or stale metadata) got there first
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise TopicError(f"topics: could not create {name}: {exc}") from None
+    if created:
+        _wait_visible(admin, [t.topic for t in wanted])
     present = len(specs) - created
     if present:
         say(f"topics: {present} already present")
     return specs
+
+
+def _wait_visible(admin: AdminClient, names: list[str], timeout: float = 30.0) -> None:
+    """A topic is usable only once its metadata has propagated: wait for every partition leader."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=10).topics
+        missing = [n for n in names
+                   if n not in topics or topics[n].error is not None or not topics[n].partitions
+                   or any(p.leader < 0 for p in topics[n].partitions.values())]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise TopicError(f"topics: created but not visible after {timeout:.0f} s: {', '.join(missing)}")
+        time.sleep(0.2)
 
 
 def describe_topic(settings: Settings, logical: str) -> tuple[int, dict[str, str]]:

@@ -1,11 +1,8 @@
 """Helpers for driving real `makegood worker` processes against the real broker and Redis."""
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +14,7 @@ from processors.model import (BillingChannel, DamageReport, EntitlementKind, Ent
                               EntitlementStatus, IncidentStatus, OutageWindow, RemedyAction,
                               ReportCategory, ReporterKind, Source, to_dict)
 from streams.codec import Codec
+from streams.demo import WorkerPool
 from streams.settings import Settings
 from tests.integration.conftest import read_topic
 
@@ -27,21 +25,8 @@ INCIDENT = "INC-20221015-PANGYO"
 SERVICES = ["kakaotalk", "emoticon-plus", "melon", "kakaopage", "kakaowebtoon", "kakaotv", "gift", "shopping"]
 
 
-class Workers:
-    """`makegood worker` subprocesses under one namespace; stopped at teardown."""
-
-    def __init__(self, settings: Settings, logdir: Path):
-        self.settings = settings
-        self.logdir = logdir
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, n: int = 1) -> None:
-        exe = str(Path(sys.executable).with_name("makegood"))
-        env = dict(os.environ, MAKEGOOD_NAMESPACE=self.settings.namespace, PYTHONUNBUFFERED="1")
-        for _ in range(n):
-            log = open(self.logdir / f"worker-{len(self.procs)}.log", "wb")
-            self.procs.append(subprocess.Popen([exe, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                               start_new_session=True))
+class Workers(WorkerPool):
+    """`makegood worker` subprocesses under one namespace (the demo's pool), plus test controls."""
 
     def kill(self, i: int, sig: int = signal.SIGKILL) -> None:
         self.procs[i].send_signal(sig)
@@ -52,17 +37,6 @@ class Workers:
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.logdir.glob("worker-*.log")))
-
-    def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
 
 
 SCHEMA_OF = {"outage.windows.v1": "outage_window", "entitlement.states.v1": "entitlement_state",
