@@ -22,6 +22,7 @@ unit: setup  ## unit tests only (no Kafka, no Redis)
 	$(BIN)/python -m pytest tests/unit -q
 
 bench: setup  ## benchmarks under bench/ on the local stack (long)
+	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/makegood dev up
 	$(BIN)/python -m bench
 

@@ -1,0 +1,106 @@
+"""Targets, and the printed table: absolute numbers, ratios to both baselines, PASS/MISS."""
+from __future__ import annotations
+
+FULL = 1_000_000
+SWEEP_S_PER_1M = 60.0
+INGEST_VS_LIMIT = 0.5
+INGEST_VS_PEER = 1.5
+REPORT_P99_MS = 500.0
+RSS_GB_PER_1M = 1.5
+
+
+def _get(d: dict | None, *path):
+    for p in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(p)
+    return d
+
+
+def _ratio(a, b) -> str:
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
+def _num(v, unit: str = "", fmt: str = "{:,.0f}") -> str:
+    return "-" if v is None else fmt.format(v) + unit
+
+
+def ingest_rate(res: dict):
+    """events/s of the ingest run; a run that timed out gives its rate so far."""
+    return _get(res, "ingest", "events_per_s") or _get(res, "ingest", "events_per_s_so_far")
+
+
+def targets(res: dict) -> list[dict]:
+    """Each target with its measured value and verdict (MISS when the phase produced no number)."""
+    n = res["events"]
+    limit = _get(res, "limit", "events_per_s")
+    peer = _get(res, "peer", "events_per_s")
+    ingest = ingest_rate(res)
+    sweep_s = _get(res, "sweep1", "seconds")
+    sweep_n = _get(res, "sweep1", "entitlements") or n
+    sweep_limit = SWEEP_S_PER_1M * sweep_n / FULL
+    p99 = _get(res, "reports", "steady", "p99_ms")
+    rss = _get(res, "ingest", "memory_kb", "VmHWM")
+    rss_gb = rss / 1024 / 1024 if rss else None
+    scaled = "" if sweep_n == FULL else f" (scaled: {sweep_limit:,.1f} s for {sweep_n:,})"
+    out = [
+        {"target": f"sweep of 1M entitlements < 60 s, one worker{scaled}", "value": sweep_s,
+         "ok": sweep_s is not None and sweep_s < sweep_limit},
+        {"target": "ingest >= 0.5x the Python limit", "value": ingest / limit if ingest and limit else None,
+         "ok": bool(ingest and limit and ingest >= INGEST_VS_LIMIT * limit)},
+        {"target": "ingest >= 1.5x the Quix peer", "value": ingest / peer if ingest and peer else None,
+         "ok": bool(ingest and peer and ingest >= INGEST_VS_PEER * peer)},
+        {"target": "reports p99 < 500 ms at 1,000/s", "value": p99,
+         "ok": p99 is not None and p99 < REPORT_P99_MS and not _get(res, "reports", "steady", "timed_out")},
+        {"target": f"peak RSS < 1.5 GB per worker for 1M states (N={n:,})", "value": rss_gb,
+         "ok": rss_gb is not None and rss_gb < RSS_GB_PER_1M},
+    ]
+    return out
+
+
+def render(res: dict) -> str:
+    n = res["events"]
+    limit = _get(res, "limit", "events_per_s")
+    peer = _get(res, "peer", "events_per_s")
+    rows = [("measure", "makegood", "vs Python limit", "vs Quix peer")]
+
+    def thr(label, v):
+        rows.append((label, _num(v, "/s"), _ratio(v, limit), _ratio(v, peer)))
+
+    held = _get(res, "ingest", "states_held")
+    thr(f"ingest, 1 worker ({n:,} states{f', timed out at {held:,}' if held else ''})", ingest_rate(res))
+    for k in ("sweep1", "sweep2"):
+        s = res.get(k) or {}
+        label = (f"sweep, {s.get('workers', k[-1])} worker(s), {s.get('entitlements', 0):,} states, "
+                 "CLOSED -> last remedy")
+        rows.append((label, _num(s.get("seconds"), " s", "{:,.1f}"), "", ""))
+        thr("  = entitlements decided", s.get("entitlements_per_s"))
+    st = _get(res, "reports", "steady") or {}
+    rows.append((f"reports at {st.get('rate', 0):,}/s: p50 / p99 / max",
+                 " / ".join(_num(st.get(k), "", "{:,.0f}") for k in ("p50_ms", "p99_ms", "max_ms")) + " ms",
+                 "", ""))
+    for s in _get(res, "reports", "steps") or []:
+        rows.append((f"  step {s['rate']:,}/s: p99", _num(s.get("p99_ms"), " ms", "{:,.0f}"),
+                     "ok" if s.get("ok") else "over", ""))
+    thr("reports: highest steady rate, p99 < 500 ms", _get(res, "reports", "max_steady_rate"))
+    rss = _get(res, "ingest", "memory_kb", "VmHWM")
+    rows.append(("peak RSS (VmHWM), ingest worker", _num(rss and rss / 1024, " MB"),
+                 _ratio(rss, _get(res, "limit", "peak_rss_kb")), _ratio(rss, _get(res, "peer", "peak_rss_kb"))))
+    rows.append(("baseline: Python limit (consume/decode/encode/produce)", _num(limit, "/s"), "1.00x",
+                 _ratio(limit, peer)))
+    rows.append(("baseline: Quix Streams peer (same join, same decisions)", _num(peer, "/s"),
+                 _ratio(peer, limit), "1.00x"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    lines.append("")
+    for t in targets(res):
+        v = t["value"]
+        shown = "-" if v is None else (f"{v:,.2f}" if isinstance(v, float) else str(v))
+        lines.append(f"{'PASS' if t['ok'] else 'MISS'}  {t['target']}  (measured {shown})")
+    m = res["machine"]
+    lines.append("")
+    lines.append(f"machine: {m['cpu_count']} cores, load average {m['loadavg_before']} before, "
+                 f"{m['loadavg_after']} after; commit {res['commit'][:10]}; wall time {res['wall_s']:,.0f} s")
+    return "\n".join(lines)
