@@ -22,6 +22,7 @@ import asyncio
 import json
 import logging
 import struct
+import time
 from collections import Counter
 from typing import Any, Iterable
 
@@ -35,9 +36,9 @@ from processors.reports import CaseState, locate_case, triage_report
 from processors.entitlements import decide_entitlement
 from processors.validate import validate_entitlement, validate_report
 
-from .catchup import restore_entitlements, retriage_unseen_reports
+from .catchup import reconcile_inflight, restore_entitlements, retriage_unseen_reports
 from .codec import Codec, DecodeError
-from .emitter import Batch, DeadLetter, Emitter
+from .emitter import Batch, DeadLetter, Emitter, retry_forever
 from .incidents import IncidentFeed
 from .ledger import Ledger
 from .settings import Settings
@@ -87,6 +88,7 @@ class Pipeline:
         self.sweep_wanted = asyncio.Event()   # wakes the sweeper (window change, assignment, dead letters)
         self.sweep_due = False                # a full sweep is owed (not just dead letters to flush)
         self.catch_up_due = False             # partitions were assigned: re-read them first
+        self.assignment_ready = asyncio.Event()  # set once in-flight marks of others are reconciled
         self.sweeps_done = 0
         self.app = self._build_app()
 
@@ -160,6 +162,7 @@ class Pipeline:
         # Whatever happened to these partitions before (a worker killed mid-sweep, events
         # committed but never processed), catch up now: see catchup.py.
         self.catch_up_due = True
+        self.assignment_ready.clear()
         self.sweep_due = True
         self.sweep_wanted.set()
 
@@ -202,6 +205,7 @@ class Pipeline:
         batch.outcomes["decided" if decided else "stored-no-incident"] += 1
 
     async def handle_entitlements(self, events: list) -> None:
+        await self.assignment_ready.wait()
         batch = Batch()
         async with self.lock:
             for ev in events:
@@ -248,6 +252,10 @@ class Pipeline:
                     await self.emitter.emit(b)
             if self.catch_up_due:
                 self.catch_up_due = False
+                async with self.lock:
+                    await retry_forever("in-flight reconciliation",
+                                        lambda: reconcile_inflight(self, int(time.time() * 1000)))
+                self.assignment_ready.set()
                 ent_parts, rep_parts = set(self.owned[ENTITLEMENTS]), set(self.owned[REPORTS])
                 restored = await restore_entitlements(self, ent_parts)
                 triaged = await retriage_unseen_reports(self, rep_parts)
@@ -268,6 +276,10 @@ class Pipeline:
         topic = self.settings.topic(ENTITLEMENTS)
         produced = 0
         for i in range(0, len(items), SWEEP_CHUNK):
+            if self.catch_up_due:       # a new assignment: catch up first, then sweep again
+                self.sweep_due = True
+                log.info("sweep interrupted by a new assignment after %d of %d entitlements", i, len(items))
+                return produced
             batch = Batch()
             async with self.lock:
                 owned_now = self.owned[ENTITLEMENTS]
@@ -304,6 +316,7 @@ class Pipeline:
         return [from_dict(RemedyAction, r) for r in await self.ledger.user_remedies(user_id)]
 
     async def handle_reports(self, events: list) -> None:
+        await self.assignment_ready.wait()
         batch = Batch()
         touched: dict[bytes, tuple[int, dict]] = {}
         retriage = self.settings.topic(RETRIAGE)

@@ -12,6 +12,11 @@ assignment a worker re-reads the partitions it now owns, from the beginning:
 
 Everything decided here goes through the same emitter; ids already in the ledger are dropped,
 so the repeated work is harmless.
+
+Before any of that, `reconcile_inflight` closes the one gap the ledger has: a worker that died
+after the broker acknowledged its records but before it ledgered them left an in-flight mark
+(ledger.py); the output topics are read from that time and what is there is ledgered, so the
+take-over does not publish those records a second time.
 """
 from __future__ import annotations
 
@@ -32,6 +37,55 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 CHUNK = 2000
+CLOCK_MARGIN_MS = 60_000        # producers on other machines may run a little behind
+STALE_MARK_MS = 30_000          # a mark this old belongs to a worker that is gone (session 10 s)
+
+
+async def reconcile_inflight(pipe: "Pipeline", now_ms: int) -> int:
+    """Ledger the records other workers produced but never ledgered; returns how many ids."""
+    from .rebuild import OUTPUT_TOPICS, output_id
+    marks = {w: t for w, t in (await pipe.ledger.inflight()).items() if w != pipe.settings.worker_id}
+    if not marks:
+        return 0
+    since = min(marks.values()) - CLOCK_MARGIN_MS
+    consumer = AIOKafkaConsumer(bootstrap_servers=pipe.settings.bootstrap, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    ids: list[str] = []
+    remedies = []
+    try:
+        for logical in OUTPUT_TOPICS:
+            topic = pipe.settings.topic(logical)
+            tps = [TopicPartition(topic, p) for p in range(pipe.specs[logical].partitions)]
+            starts = await consumer.offsets_for_times({tp: since for tp in tps})
+            ends = await consumer.end_offsets(tps)
+            todo = {tp: starts[tp].offset for tp in tps if starts[tp] is not None and starts[tp].offset < ends[tp]}
+            if not todo:
+                continue
+            consumer.assign(list(todo))
+            for tp, offset in todo.items():
+                consumer.seek(tp, offset)
+            while todo:
+                got = await consumer.getmany(*todo, timeout_ms=1000, max_records=CHUNK)
+                for tp, msgs in got.items():
+                    for m in msgs:
+                        if m.offset < ends[tp]:
+                            try:
+                                oid, remedy = output_id(logical, pipe.codec, m.value)
+                            except DecodeError:
+                                continue
+                            ids.append(oid)
+                            if remedy is not None:
+                                remedies.append(remedy)
+                    if await consumer.position(tp) >= ends[tp]:
+                        todo.pop(tp, None)
+    finally:
+        await consumer.stop()
+    if ids:
+        await pipe.ledger.record(ids, remedies)
+    await pipe.ledger.forget_inflight({w: t for w, t in marks.items() if t < now_ms - STALE_MARK_MS})
+    log.info("reconciled in-flight marks of %s: %d output ids read back since %d", sorted(marks), len(ids), since)
+    return len(ids)
 
 
 async def read_partitions(bootstrap: str, topic: str, partitions: set[int]) -> AsyncIterator[list]:

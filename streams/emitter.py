@@ -4,9 +4,13 @@ The guarantee this gives billing (also in the README):
 - every remedy a worker decides reaches `remedy.actions.v1` before its input offset is committed
   (the agent body awaits the acks; faust acks events only after the body returns);
 - an id already in the ledger is never produced again, across restarts, rebalances and replays;
-- an id is written to the ledger only after the broker acknowledged its record, so a worker
-  that dies between the ack and the ledger write re-produces that record once it is back:
-  an exact duplicate (same remedy_id, same bytes). Billing applies remedy_id idempotently.
+- an id is written to the ledger only after the broker acknowledged its record. A worker that
+  dies between the ack and the ledger write leaves an in-flight mark; whoever takes over its
+  partitions first reads the output topics from that mark and ledgers what is already there
+  (catchup.reconcile_inflight), so those records are not produced again. What can still
+  duplicate is the narrow case the mark cannot see (e.g. a record acked after the take-over
+  read the topic); a duplicate is exact (same remedy_id, same bytes), and billing applies
+  remedy_id idempotently.
 
 Kafka transactions were weighed and left out: Redis cannot join them, and faust's exactly_once
 mode has open duplicate and fencing bugs; the ledger check makes replays safe either way.
@@ -134,10 +138,12 @@ class Emitter:
         already = await retry_forever("ledger check", lambda: self.ledger.issued(ids)) if ids else set()
         fresh = [r for r in records if r[0] not in already]
         if fresh:
+            worker = self.settings.worker_id
+            await retry_forever("in-flight mark", lambda: self.ledger.mark_inflight(worker, int(time.time() * 1000)))
             await retry_forever("produce", lambda: self._produce(fresh))
             new_ids = {r[0] for r in fresh}
             await retry_forever("ledger write", lambda: self.ledger.record(
-                new_ids, [r for r in remedies if r.remedy_id in new_ids]))
+                new_ids, [r for r in remedies if r.remedy_id in new_ids], worker))
             for _, topic, _, _ in fresh:
                 self.published[topic] += 1
         if outcome_topic and batch.outcomes:

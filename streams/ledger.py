@@ -5,6 +5,10 @@ Keys (under the settings' prefix, `mg:` by default):
 - `user:<user_id>`    HASH remedy_id -> the remedy as JSON (for `makegood status` and
                       report triage: "the remedy already issued").
 - `outcomes:<topic>`  HASH outcome -> count of input records that ended that way (recorded no-ops).
+- `inflight`          HASH worker_id -> epoch ms: set before a worker produces, cleared with the
+                      ledger write. A worker that died in between leaves its entry; whoever takes
+                      over reads the output topics from that time and ledgers what is already
+                      there (catchup.reconcile_inflight), so those records are not produced twice.
 
 The ledger is written only after the broker acknowledged the records (see emitter.py), so an id
 in the ledger is always on its topic. It can be rebuilt from `remedy.actions.v1` (`rebuild`).
@@ -31,6 +35,7 @@ class Keys:
         self.ledger = f"{prefix}ledger"
         self.user_prefix = f"{prefix}user:"
         self.outcomes_prefix = f"{prefix}outcomes:"
+        self.inflight = f"{prefix}inflight"
 
     def user(self, user_id: str) -> str:
         return self.user_prefix + user_id
@@ -38,8 +43,12 @@ class Keys:
     def outcomes(self, topic: str) -> str:
         return self.outcomes_prefix + topic
 
-    def stage_record(self, pipe, ids: Iterable[str], remedies: Iterable[RemedyAction]):
-        """Queue the ledger write of issued ids (and the users' remedy index) on a Redis pipeline."""
+    def stage_record(self, pipe, ids: Iterable[str], remedies: Iterable[RemedyAction],
+                     worker_id: str | None = None):
+        """Queue the ledger write of issued ids (and the users' remedy index) on a Redis pipeline;
+        with `worker_id`, also clear that worker's in-flight mark in the same transaction."""
+        if worker_id is not None:
+            pipe.hdel(self.inflight, worker_id)
         ids = list(ids)
         if ids:
             pipe.sadd(self.ledger, *ids)
@@ -65,8 +74,24 @@ class Ledger:
         flags = await self.redis.smismember(self.keys.ledger, list(ids))
         return {i for i, f in zip(ids, flags) if f}
 
-    async def record(self, ids: Iterable[str], remedies: Iterable[RemedyAction]) -> None:
-        await self.keys.stage_record(self.redis.pipeline(transaction=True), ids, remedies).execute()
+    async def record(self, ids: Iterable[str], remedies: Iterable[RemedyAction],
+                     worker_id: str | None = None) -> None:
+        await self.keys.stage_record(self.redis.pipeline(transaction=True), ids, remedies, worker_id).execute()
+
+    async def mark_inflight(self, worker_id: str, now_ms: int) -> None:
+        """Before producing: keep the earliest time this worker has records not yet ledgered."""
+        await self.redis.hsetnx(self.keys.inflight, worker_id, now_ms)
+
+    async def inflight(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in (await self.redis.hgetall(self.keys.inflight)).items()}
+
+    async def forget_inflight(self, entries: dict[str, int]) -> None:
+        """Drop in-flight marks that are still exactly as read (a live worker re-marks anew)."""
+        for worker_id, ts in entries.items():
+            await self.redis.eval(
+                "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then "
+                "return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0",
+                1, self.keys.inflight, worker_id, str(ts))
 
     async def user_remedies(self, user_id: str) -> list[dict]:
         raw = await self.redis.hgetall(self.keys.user(user_id))

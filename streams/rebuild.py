@@ -22,7 +22,7 @@ from processors.model import RemedyAction, Source
 
 from .codec import Codec, DecodeError
 from .emitter import DeadLetter
-from .ledger import SyncLedger, remedy_summary
+from .ledger import SyncLedger
 from .replay import TopicReader
 from .settings import Settings
 from .topics import ACTIONS, DEADLETTER, NOTICES, REVIEWS
@@ -45,7 +45,8 @@ class RebuildResult:
     ledger_size: int = 0      # after (before, on a dry run)
 
 
-def _id_of(topic: str, codec: Codec, value: bytes | None) -> tuple[str, RemedyAction | None]:
+def output_id(topic: str, codec: Codec, value: bytes | None) -> tuple[str, RemedyAction | None]:
+    """The ledger id of an output record (and the remedy itself, for the user index)."""
     if topic == ACTIONS:
         r = codec.decode_obj("remedy_action", value)
         return r.remedy_id, r
@@ -74,7 +75,7 @@ def rebuild_ledger(settings: Settings, *, dry_run: bool = False, progress: bool 
             for raw in reader.read(real, reader.whole(real), f"reading {topic}"):
                 result.records[topic] += 1
                 try:
-                    oid, remedy = _id_of(topic, codec, raw.value)
+                    oid, remedy = output_id(topic, codec, raw.value)
                 except DecodeError as exc:
                     result.undecodable[topic] += 1
                     note(f"{real} partition {raw.partition} offset {raw.offset}: {exc.reason}")
@@ -104,10 +105,7 @@ def _write(ledger: SyncLedger, ids: list[str], remedies: list[RemedyAction], dry
         return 0
     if dry_run:
         return len(ids) - len(_call(lambda: ledger.issued(ids)))
-    pipe = ledger.redis.pipeline(transaction=True)
-    pipe.sadd(ledger.keys.ledger, *ids)
-    for r in remedies:
-        pipe.hset(ledger.keys.user(r.user_id), r.remedy_id, remedy_summary(r))
+    pipe = ledger.keys.stage_record(ledger.redis.pipeline(transaction=True), ids, remedies)
     return int(_call(pipe.execute)[0])
 
 

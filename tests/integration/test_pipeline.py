@@ -184,3 +184,28 @@ def test_poison_records_become_dead_letters_and_the_rest_is_processed(settings, 
     assert any(d["source_topic"].endswith("outage.windows.v1") and d["stage"] == "VALIDATE" for d in dead)
     assert any(d["source_topic"].endswith("damage.reports.v1") and d["stage"] == "VALIDATE" for d in dead)
     assert all(workers.alive())
+
+
+def test_records_of_a_worker_that_died_before_its_ledger_write_are_not_published_twice(
+        settings, codec, workers, policy):
+    """A worker acked by the broker but killed before its ledger write leaves an in-flight mark;
+    the worker taking over reads the output topics from that mark instead of re-publishing."""
+    pub = kit.Published()
+    kit.publish(settings, codec, "entitlement.states.v1", kit.entitlements(400, seed=21), pub)
+    kit.publish(settings, codec, "outage.windows.v1", kit.windows(), pub)
+    expected = _oracle(policy, pub).remedies
+    # the dead worker: half of the remedies reached the topic, none reached the ledger
+    from confluent_kafka import Producer
+    p = Producer(settings.kafka_config())
+    for r in expected[: len(expected) // 2]:
+        p.produce(settings.topic("remedy.actions.v1"), key=r.user_id.encode(),
+                  value=codec.encode_obj("remedy_action", r))
+    assert p.flush(30) == 0
+    r = redis_lib.Redis.from_url(settings.redis_url)
+    r.hset(Keys(settings.redis_prefix).inflight, "dead-worker-1", int(time.time() * 1000) - 5_000)
+    workers.start(1)
+    got = _assert_same_remedies(settings, codec, expected, workers)
+    ids = Counter(x.remedy_id for x in got)
+    assert len(ids) == len(expected) and max(ids.values()) == 1, \
+        f"{sum(c - 1 for c in ids.values())} duplicate records"
+    assert "reconciled in-flight marks of ['dead-worker-1']" in workers.logs()
