@@ -66,6 +66,12 @@ def _frame_name(frame: str) -> str:
     return f"{name} ({short})"
 
 
+def main() -> None:
+    """`python -m bench.profile FILE.folded TITLE`: (re)write the summary next to the samples."""
+    folded, title = Path(sys.argv[1]), " ".join(sys.argv[2:]) or "profile"
+    folded.with_suffix(".txt").write_text(summarize(folded.read_text(), title))
+
+
 def summarize(folded: str, title: str, top: int = 25) -> str:
     own: Counter = Counter()
     inclusive: Counter = Counter()
@@ -86,4 +92,11 @@ def summarize(folded: str, title: str, top: int = 25) -> str:
     lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in own.most_common(top)]
     lines += ["", "top functions by inclusive time (on the stack):"]
     lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in inclusive.most_common(top)]
+    ours = [(f, n) for f, n in inclusive.most_common() if "(streams/" in f or "(processors/" in f]
+    lines += ["", "makegood's own functions by inclusive time:"]
+    lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in ours[:top + 10]]
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

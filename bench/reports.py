@@ -108,6 +108,10 @@ def _step(ns: Namespace, ctx: Context, reader: NoticeReader, workers: Workers, p
     if missing:                      # a report still undecided counts as slower than any decided one
         lat += [float("inf")] * missing
     step.update(p50_ms=percentile(lat, 0.50), p99_ms=percentile(lat, 0.99), max_ms=lat[-1] if lat else None)
+    step["undecided"] = missing
+    for k in ("p50_ms", "p99_ms", "max_ms"):      # JSON has no infinity: undecided is None here
+        if step[k] == float("inf"):
+            step[k] = None
     step["ok"] = (not missing and step["p99_ms"] is not None and step["p99_ms"] < TARGET_P99_MS
                   and achieved >= 0.95 * rate)
     say(f"    p50 {_ms(step['p50_ms'])}, p99 {_ms(step['p99_ms'])}, max {_ms(step['max_ms'])}, "
@@ -116,7 +120,7 @@ def _step(ns: Namespace, ctx: Context, reader: NoticeReader, workers: Workers, p
 
 
 def _ms(v: float | None) -> str:
-    return "-" if v is None else ("not decided" if v == float("inf") else f"{v:,.0f} ms")
+    return "not decided in time" if v is None else f"{v:,.0f} ms"
 
 
 def reports(ctx: Context, steady_rate: int, steady_s: float, steps: list[int], step_s: float) -> dict:

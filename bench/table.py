@@ -76,7 +76,9 @@ def render(res: dict) -> str:
         rows.append((label, _num(s.get("seconds"), " s", "{:,.1f}"), "", ""))
         thr("  = entitlements decided", s.get("entitlements_per_s"))
     st = _get(res, "reports", "steady") or {}
-    rows.append((f"reports at {st.get('rate', 0):,}/s: p50 / p99 / max",
+    late = st.get("undecided") or (st.get("published", 0) - st.get("received", 0))
+    rows.append((f"reports at {st.get('rate', 0):,}/s: p50 / p99 / max"
+                 + (f" ({late:,} not decided in time)" if late else ""),
                  " / ".join(_num(st.get(k), "", "{:,.0f}") for k in ("p50_ms", "p99_ms", "max_ms")) + " ms",
                  "", ""))
     for s in _get(res, "reports", "steps") or []:
