@@ -131,12 +131,14 @@ def test_sigkill_mid_sweep_loses_nothing_and_ledgers_each_id_once(settings, code
     _wait_outcomes(settings, "entitlement.states.v1", n)
     kit.publish(settings, codec, "outage.windows.v1", [closed, amended], pub)
     expected = _oracle(policy, pub).remedies
-    # kill the worker as soon as its sweep has ledgered its first chunk
+    # kill the worker in the worst place: a chunk already ledgered and the next one in flight
+    # (produced, perhaps acked, not yet ledgered)
     ledger = redis_lib.Redis.from_url(settings.redis_url)
-    ledger_key = Keys(settings.redis_prefix).ledger
+    keys = Keys(settings.redis_prefix)
+    ledger_key = keys.ledger
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and ledger.scard(ledger_key) == 0:
-        time.sleep(0.02)
+    while time.monotonic() < deadline and not (ledger.scard(ledger_key) > 0 and ledger.hlen(keys.inflight) > 0):
+        time.sleep(0.005)
     workers.kill(0)
     at_kill = ledger.scard(ledger_key)
     on_topic = len(read_topic(settings, "remedy.actions.v1", idle=1, timeout=30))
