@@ -88,10 +88,25 @@ async def reconcile_inflight(pipe: "Pipeline", now_ms: int) -> int:
     return len(ids)
 
 
-async def read_partitions(bootstrap: str, topic: str, partitions: set[int]) -> AsyncIterator[list]:
-    """Batches of messages of `partitions`, from offset 0 to the end offsets as of the start."""
+async def committed_offsets(bootstrap: str, group: str, topic: str, partitions: set[int]) -> dict[int, int]:
+    """The worker group's committed offset of each partition (0 where nothing is committed).
+    Asked with a consumer that never joins the group, so it disturbs no assignment."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {p: (await consumer.committed(TopicPartition(topic, p))) or 0 for p in partitions}
+    finally:
+        await consumer.stop()
+
+
+async def read_partitions(bootstrap: str, topic: str, partitions: set[int],
+                          group: str | None = None) -> AsyncIterator[list]:
+    """Batches of messages of `partitions`, from offset 0 to the end offsets as of the start —
+    or, with `group`, only below that group's committed offsets: what lies above them the
+    agents will consume anyway, and only committed events can have been skipped."""
     if not partitions:
         return
+    bound = await committed_offsets(bootstrap, group, topic, partitions) if group else None
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024)
     await consumer.start()
@@ -100,6 +115,8 @@ async def read_partitions(bootstrap: str, topic: str, partitions: set[int]) -> A
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
+        if bound is not None:
+            ends = {tp: min(end, bound[tp.partition]) for tp, end in ends.items()}
         remaining = {tp for tp in tps if ends[tp] > 0}
         while remaining:
             got = await consumer.getmany(*remaining, timeout_ms=1000, max_records=CHUNK)
@@ -118,7 +135,8 @@ async def restore_entitlements(pipe: "Pipeline", partitions: set[int]) -> int:
     from .app import _ENT_HEADER, _pack_entitlement
     table = pipe.entitlements
     restored = 0
-    async for msgs in read_partitions(pipe.settings.bootstrap, pipe.settings.topic(ENTITLEMENTS), partitions):
+    async for msgs in read_partitions(pipe.settings.bootstrap, pipe.settings.topic(ENTITLEMENTS), partitions,
+                                      pipe.app.conf.id):
         async with pipe.lock:
             for m in msgs:
                 if m.key is None:
@@ -154,7 +172,7 @@ async def retriage_unseen_reports(pipe: "Pipeline", partitions: set[int]) -> int
     import json
     topic = pipe.settings.topic(REPORTS)
     triaged = 0
-    async for msgs in read_partitions(pipe.settings.bootstrap, topic, partitions):
+    async for msgs in read_partitions(pipe.settings.bootstrap, topic, partitions, pipe.app.conf.id):
         batch = Batch()
         touched: dict[bytes, tuple[int, dict]] = {}
         async with pipe.lock:

@@ -50,6 +50,20 @@ class Inputs:
         return evaluate(policy, self.windows, self.entitlements, self.reports)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the process that started it dies, however it
+    dies (a demo killed by `timeout`, a test runner killed mid-test), so no worker is orphaned."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass                                                        # not Linux: best effort
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 class WorkerPool:
     def __init__(self, settings: Settings, logdir: Path):
         self.settings = settings
@@ -61,7 +75,8 @@ class WorkerPool:
         for _ in range(n):
             log = open(self.logdir / f"worker-{len(self.procs)}.log", "wb")
             self.procs.append(subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
-                                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+                                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                               preexec_fn=_die_with_parent))
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -197,6 +212,7 @@ def compare(settings: Settings, codec: Codec, expected: Outcome) -> list[str]:
 def run_demo(base: Settings, *, scale: float = 1.0, workers: int = 2, seed: int = 1015,
              say: Callable[[str], None] = print) -> int:
     t_start = time.monotonic()
+    signal.signal(signal.SIGTERM, _interrupt)   # `kill`/`timeout`: stop the workers on the way out
     say("== local stack")
     devstack.stack_up(base, say=lambda m: say("  " + m))
     namespace = base.namespace or f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
