@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from processors.policy import load_policy
 from streams.codec import Codec

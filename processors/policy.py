@@ -19,7 +19,7 @@ import yaml
 
 from processors.errors import PolicyError
 from processors.model import Action, BillingChannel, EntitlementKind, ReportCategory
-from processors.windows import DAY_MS, HOUR_MS
+from processors.windows import HOUR_MS
 
 
 class OnRetract(str, enum.Enum):

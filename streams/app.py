@@ -23,12 +23,10 @@ import json
 import logging
 import struct
 import time
-from collections import Counter
 from typing import Any, Iterable
 
 import faust
 
-from processors.batch import evaluate  # noqa: F401  (re-exported for tools that compare)
 from processors.errors import InvalidRecord
 from processors.model import DamageReport, EntitlementState, OutageWindow, RemedyAction, Source, from_dict
 from processors.policy import Policy, load_policy

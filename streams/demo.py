@@ -181,31 +181,20 @@ def wait_for_outcomes(settings: Settings, logical: str, expected: int, pool: Wor
 
 def compare(settings: Settings, codec: Codec, expected: Outcome) -> list[str]:
     """Differences between what is on the output topics and the batch evaluator's outcome."""
-    from confluent_kafka import Consumer, TopicPartition
+    from .report import read_until_end
+    want = {ACTIONS: ("remedy_action", expected.remedies), REVIEWS: ("review_case", expected.reviews),
+            NOTICES: ("user_notice", expected.notices)}
+    got: dict[str, set[str]] = {logical: set() for logical in want}
+
+    def take(logical: str, value: bytes | None, _timestamp: int | None) -> None:
+        got[logical].add(json.dumps(to_dict(codec.decode_obj(want[logical][0], value)), sort_keys=True))
+
+    read_until_end(settings, list(want), take)
     problems = []
-    for logical, schema, want in ((ACTIONS, "remedy_action", expected.remedies),
-                                  (REVIEWS, "review_case", expected.reviews),
-                                  (NOTICES, "user_notice", expected.notices)):
-        topic = settings.topic(logical)
-        c = Consumer({**settings.kafka_config(), "group.id": f"demo-check-{time.time_ns()}",
-                      "enable.auto.commit": False})
-        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
-        c.assign([TopicPartition(topic, p, 0) for p in parts])
-        got, remaining = set(), {p for p, e in ends.items() if e > 0}
-        while remaining:
-            m = c.poll(5)
-            if m is None:
-                break
-            if m.error():
-                continue
-            got.add(json.dumps(to_dict(codec.decode_obj(schema, m.value())), sort_keys=True))
-            if m.offset() + 1 >= ends[m.partition()]:
-                remaining.discard(m.partition())
-        c.close()
-        want_rows = {json.dumps(to_dict(r), sort_keys=True) for r in want}
-        if got != want_rows:
-            problems.append(f"{logical}: {len(want_rows - got)} missing, {len(got - want_rows)} unexpected")
+    for logical, (_, records) in want.items():
+        rows = {json.dumps(to_dict(r), sort_keys=True) for r in records}
+        if got[logical] != rows:
+            problems.append(f"{logical}: {len(rows - got[logical])} missing, {len(got[logical] - rows)} unexpected")
     return problems
 
 

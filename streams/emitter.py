@@ -26,7 +26,7 @@ from typing import Awaitable, Callable, Sequence, TypeVar
 
 from aiokafka import AIOKafkaProducer
 
-from processors.model import Decision, RemedyAction, ReviewCase, Source, UserNotice
+from processors.model import Decision, RemedyAction, Source
 
 from .codec import Codec
 from .ledger import Ledger

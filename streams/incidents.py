@@ -20,7 +20,7 @@ from processors.validate import validate_window
 from processors.windows import IncidentHistory
 
 from .codec import Codec, DecodeError
-from .emitter import Batch, DeadLetter
+from .emitter import DeadLetter
 from .settings import Settings
 from .topics import OUTAGES
 

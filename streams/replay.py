@@ -281,7 +281,6 @@ class Replay:
     def load(self, topic: str, spans: Sequence[Span]) -> Events:
         ev = Events(topic)
         self._load_windows(ev, spans if topic == OUTAGES else None)
-        real = self.real(topic)
         if topic == ENTITLEMENTS:
             self._load_entitlements(ev, spans)
         elif topic == OUTAGES:

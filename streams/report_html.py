@@ -101,7 +101,7 @@ def donut(items: Sequence[tuple[str, int]], colors: Sequence[str] = PALETTE, *, 
     total = sum(v for _, v in items)
     r, stroke, cx, cy = 62, 26, 85, 85
     circ = 2 * math.pi * r
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 470 170" width="100%" role="img">']
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 470 170" width="100%" role="img">']
     offset = 0.0
     for i, (key, value) in enumerate(items):
         length = circ * value / total

@@ -5,7 +5,6 @@ import random
 import signal
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable
 
 from confluent_kafka import Producer
@@ -61,7 +60,6 @@ def publish(settings: Settings, codec: Codec, logical: str, records: Iterable[An
             published: Published | None = None, raw: Iterable[tuple[bytes, bytes]] = ()) -> None:
     p = Producer({"bootstrap.servers": settings.bootstrap, "enable.idempotence": True, "linger.ms": 5})
     topic = settings.topic(logical)
-    pending: list = []
 
     def delivered(err, msg, record=None):
         if err is not None:

@@ -10,7 +10,7 @@ from processors import ids
 from processors.entitlements import decide_entitlement
 from processors.model import (Action, IncidentStatus, NoticeKind, ReportCategory, ReviewReason,
                               SubjectKind, to_dict)
-from processors.reports import CaseState, locate_case, triage_report
+from processors.reports import locate_case, triage_report
 from processors.windows import IncidentHistory
 
 POLICY = reference()
