@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import struct
 import time
 from typing import Any, Iterable
 
@@ -30,7 +29,7 @@ import faust
 from processors.errors import InvalidRecord
 from processors.model import DamageReport, EntitlementState, OutageWindow, RemedyAction, Source, from_dict
 from processors.policy import Policy, load_policy
-from processors.reports import CaseState, locate_case, triage_report
+from processors.reports import locate_case, triage_report
 from processors.entitlements import decide_entitlement
 from processors.validate import validate_entitlement, validate_report
 
@@ -40,33 +39,13 @@ from .emitter import Batch, DeadLetter, Emitter, retry_forever
 from .incidents import IncidentFeed
 from .ledger import Ledger
 from .settings import Settings
+from .tables import (Touched, case_doc, case_from_json, case_to_json, entitlement_header, entitlement_raw,
+                     pack_entitlement, pending_entry, store_case_docs)
 from .topics import ENTITLEMENTS, OUTAGES, REPORTS, RETRIAGE, load_topic_specs
 
 log = logging.getLogger(__name__)
 
-# entitlement table value: partition, offset, updated_at, then the Avro bytes as received
-_ENT_HEADER = struct.Struct(">HQq")
 SWEEP_CHUNK = 2000
-
-
-def _pack_entitlement(partition: int, offset: int, updated_at: int, raw: bytes) -> bytes:
-    return _ENT_HEADER.pack(partition, offset, updated_at) + raw
-
-
-def _unpack_entitlement(blob: bytes) -> tuple[int, int, int, bytes]:
-    p, o, u = _ENT_HEADER.unpack_from(blob)
-    return p, o, u, blob[_ENT_HEADER.size:]
-
-
-def _case_to_json(c: CaseState) -> dict:
-    return {"case_id": c.case_id, "incident_id": c.incident_id, "reporter_id": c.reporter_id,
-            "business_id": c.business_id, "paid_krw": c.paid_krw, "payout_ids": list(c.payout_ids),
-            "reviewed": sorted(c.reviewed), "report_ids": list(c.report_ids)}
-
-
-def _case_from_json(d: dict) -> CaseState:
-    return CaseState(d["case_id"], d["incident_id"], d["reporter_id"], d["business_id"], d["paid_krw"],
-                     tuple(d["payout_ids"]), frozenset(d["reviewed"]), tuple(d["report_ids"]))
 
 
 class Pipeline:
@@ -221,11 +200,11 @@ class Pipeline:
                         continue
                     ent, source = decoded
                     prev = self.entitlements.data.get(ent.entitlement_id.encode())
-                    if prev is not None and _unpack_entitlement(prev)[2] > ent.updated_at:
+                    if prev is not None and entitlement_header(prev)[2] > ent.updated_at:
                         batch.outcomes["stale"] += 1   # newer state already stored: newer wins
                         continue
                     k = ent.entitlement_id.encode()
-                    blob = _pack_entitlement(m.partition, m.offset, ent.updated_at, ev.value)
+                    blob = pack_entitlement(m.partition, m.offset, ent.updated_at, ev.value)
                     self.entitlements.data[k] = blob
                     self.entitlements.send_changelog(m.partition, k, blob)
                     self.decide_entitlement_all(ent, source, batch)
@@ -270,7 +249,7 @@ class Pipeline:
         if not owned or not self.feed.histories:
             return 0
         items = [(k, v) for k, v in list(self.entitlements.data.items())
-                 if struct.unpack_from(">H", v)[0] in owned]
+                 if entitlement_header(v)[0] in owned]
         topic = self.settings.topic(ENTITLEMENTS)
         produced = 0
         for i in range(0, len(items), SWEEP_CHUNK):
@@ -282,7 +261,8 @@ class Pipeline:
             async with self.lock:
                 owned_now = self.owned[ENTITLEMENTS]
                 for key, blob in items[i:i + SWEEP_CHUNK]:
-                    partition, offset, _, raw = _unpack_entitlement(blob)
+                    partition, offset, _ = entitlement_header(blob)
+                    raw = entitlement_raw(blob)
                     if partition not in owned_now:
                         continue       # revoked mid-sweep: the new owner sweeps it
                     try:
@@ -316,17 +296,14 @@ class Pipeline:
     async def handle_reports(self, events: list) -> None:
         await self.assignment_ready.wait()
         batch = Batch()
-        touched: dict[bytes, tuple[int, dict]] = {}
+        touched: Touched = {}
         retriage = self.settings.topic(RETRIAGE)
         async with self.lock:
             for ev in events:
                 m = ev.message
                 try:
                     key = ev.key or b""
-                    doc = touched.get(key, (0, None))[1]
-                    if doc is None:
-                        blob = self.cases.data.get(key)
-                        doc = json.loads(blob) if blob else self.new_case_doc(m.partition)
+                    doc = case_doc(self.cases, key, m.partition, touched)
                     # A reporter's reports are triaged in arrival order: earlier ones still
                     # waiting for their incident go first, so amendments stay amendments.
                     if m.topic == retriage:
@@ -349,36 +326,20 @@ class Pipeline:
                                           "PROCESS", type(exc).__name__, str(exc)))
             # outputs first, then the case: a stored case marks its reports as done
             await self.emitter.emit(batch, outcome_topic=REPORTS)
-            self.store_cases(touched)
-
-    @staticmethod
-    def new_case_doc(partition: int) -> dict:
-        """A reporter's entry in the cases table: cases by id, reports waiting for an incident,
-        and the ids of every report already triaged (catch-up skips those)."""
-        return {"partition": partition, "cases": {}, "pending": [], "seen": []}
-
-    @staticmethod
-    def _pending_entry(raw: bytes, source: Source, report_id: str | None = None) -> dict:
-        return {"raw": raw.hex(), "source": [source.topic, source.partition, source.offset], "report_id": report_id}
-
-    def store_cases(self, touched: dict[bytes, tuple[int, dict]]) -> None:
-        for key, (partition, doc) in touched.items():
-            blob = json.dumps(doc, separators=(",", ":")).encode()
-            self.cases.data[key] = blob
-            self.cases.send_changelog(partition, key, blob)
+            store_case_docs(self.cases, touched)
 
     async def triage(self, report: DamageReport, raw: bytes, source: Source, doc: dict, batch: Batch) -> None:
         histories = self.feed.histories
         cid = locate_case(histories, report)
-        case = _case_from_json(doc["cases"][cid]) if cid and cid in doc["cases"] else None
+        case = case_from_json(doc["cases"][cid]) if cid and cid in doc["cases"] else None
         covered = await self._covered(report.reporter_id) if cid else []
         decision, new_case = triage_report(self.policy, histories, report, source, case, covered)
         if decision.outcome == "pending":
-            doc["pending"].append(self._pending_entry(raw, source, report.report_id))
+            doc["pending"].append(pending_entry(raw, source, report.report_id))
         else:
             doc.setdefault("seen", []).append(report.report_id)
             if new_case is not None:
-                doc["cases"][new_case.case_id] = _case_to_json(new_case)
+                doc["cases"][new_case.case_id] = case_to_json(new_case)
         batch.add(decision)
 
 

@@ -21,15 +21,16 @@ take-over does not publish those records a second time.
 from __future__ import annotations
 
 import logging
-import struct
 from typing import TYPE_CHECKING, AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from processors.model import Source
+from processors.validate import validate_entitlement, validate_report
 
 from .codec import DecodeError
 from .emitter import Batch
+from .tables import Touched, case_doc, entitlement_header, pack_entitlement, store_case_docs
 from .topics import ENTITLEMENTS, REPORTS
 
 if TYPE_CHECKING:
@@ -132,7 +133,6 @@ async def read_partitions(bootstrap: str, topic: str, partitions: set[int],
 
 async def restore_entitlements(pipe: "Pipeline", partitions: set[int]) -> int:
     """Store every state of the owned partitions that the table lacks; returns how many."""
-    from .app import _ENT_HEADER, _pack_entitlement
     table = pipe.entitlements
     restored = 0
     async for msgs in read_partitions(pipe.settings.bootstrap, pipe.settings.topic(ENTITLEMENTS), partitions,
@@ -143,7 +143,7 @@ async def restore_entitlements(pipe: "Pipeline", partitions: set[int]) -> int:
                     continue
                 prev = table.data.get(m.key)
                 if m.value is None:
-                    if prev is not None and struct.unpack_from(">HQ", prev)[1] < m.offset:
+                    if prev is not None and entitlement_header(prev)[1] < m.offset:
                         del table.data[m.key]
                         table.send_changelog(m.partition, m.key, None, value_serializer="raw")
                     continue
@@ -152,15 +152,14 @@ async def restore_entitlements(pipe: "Pipeline", partitions: set[int]) -> int:
                 except DecodeError:
                     continue              # dead-lettered when it was first consumed
                 if prev is not None:
-                    _, p_offset, p_updated = _ENT_HEADER.unpack_from(prev)
+                    _, p_offset, p_updated = entitlement_header(prev)
                     if (p_updated, p_offset) >= (ent.updated_at, m.offset):
                         continue
                 try:
-                    from processors.validate import validate_entitlement
                     validate_entitlement(ent, pipe.policy)
                 except Exception:
                     continue
-                blob = _pack_entitlement(m.partition, m.offset, ent.updated_at, m.value)
+                blob = pack_entitlement(m.partition, m.offset, ent.updated_at, m.value)
                 table.data[m.key] = blob
                 table.send_changelog(m.partition, m.key, blob)
                 restored += 1
@@ -169,12 +168,11 @@ async def restore_entitlements(pipe: "Pipeline", partitions: set[int]) -> int:
 
 async def retriage_unseen_reports(pipe: "Pipeline", partitions: set[int]) -> int:
     """Triage every report of the owned partitions that its reporter's case entry has not seen."""
-    import json
     topic = pipe.settings.topic(REPORTS)
     triaged = 0
     async for msgs in read_partitions(pipe.settings.bootstrap, topic, partitions, pipe.app.conf.id):
         batch = Batch()
-        touched: dict[bytes, tuple[int, dict]] = {}
+        touched: Touched = {}
         async with pipe.lock:
             for m in msgs:
                 key = m.key or b""
@@ -182,15 +180,11 @@ async def retriage_unseen_reports(pipe: "Pipeline", partitions: set[int]) -> int
                     report = pipe.codec.decode_obj("damage_report", m.value)
                 except DecodeError:
                     continue
-                doc = touched.get(key, (0, None))[1]
-                if doc is None:
-                    blob = pipe.cases.data.get(key)
-                    doc = json.loads(blob) if blob else pipe.new_case_doc(m.partition)
+                doc = case_doc(pipe.cases, key, m.partition, touched)
                 if report.report_id in doc.get("seen", ()) or any(
                         p.get("report_id") == report.report_id for p in doc["pending"]):
                     continue
                 try:
-                    from processors.validate import validate_report
                     validate_report(report, pipe.policy)
                 except Exception:
                     continue
@@ -199,5 +193,5 @@ async def retriage_unseen_reports(pipe: "Pipeline", partitions: set[int]) -> int
                 triaged += 1
             if touched:
                 await pipe.emitter.emit(batch)
-                pipe.store_cases(touched)
+                store_case_docs(pipe.cases, touched)
     return triaged

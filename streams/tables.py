@@ -1,0 +1,67 @@
+"""The value formats of the worker's two faust tables, in one place.
+
+- `entitlements`: key entitlement_id; value = header (source partition, source offset,
+  updated_at) + the Avro bytes as received. The header lets a sweep pick its own partitions and
+  lets "newer wins" compare versions without decoding the record.
+- `cases`: key reporter_id; value = JSON {partition, cases: {case_id: CaseState}, pending: [reports
+  waiting for their incident], seen: [ids of reports already triaged]}.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+from processors.model import Source
+from processors.reports import CaseState
+
+_ENT_HEADER = struct.Struct(">HQq")
+
+Touched = dict[bytes, tuple[int, dict]]   # reporter key -> (partition, case doc) changed in a batch
+
+
+def pack_entitlement(partition: int, offset: int, updated_at: int, raw: bytes) -> bytes:
+    return _ENT_HEADER.pack(partition, offset, updated_at) + raw
+
+
+def entitlement_header(blob: bytes) -> tuple[int, int, int]:
+    """(source partition, source offset, updated_at) of a stored entitlement."""
+    return _ENT_HEADER.unpack_from(blob)
+
+
+def entitlement_raw(blob: bytes) -> bytes:
+    return blob[_ENT_HEADER.size:]
+
+
+def new_case_doc(partition: int) -> dict:
+    return {"partition": partition, "cases": {}, "pending": [], "seen": []}
+
+
+def pending_entry(raw: bytes, source: Source, report_id: str | None) -> dict:
+    return {"raw": raw.hex(), "source": [source.topic, source.partition, source.offset], "report_id": report_id}
+
+
+def case_to_json(c: CaseState) -> dict:
+    return {"case_id": c.case_id, "incident_id": c.incident_id, "reporter_id": c.reporter_id,
+            "business_id": c.business_id, "paid_krw": c.paid_krw, "payout_ids": list(c.payout_ids),
+            "reviewed": sorted(c.reviewed), "report_ids": list(c.report_ids)}
+
+
+def case_from_json(d: dict) -> CaseState:
+    return CaseState(d["case_id"], d["incident_id"], d["reporter_id"], d["business_id"], d["paid_krw"],
+                     tuple(d["payout_ids"]), frozenset(d["reviewed"]), tuple(d["report_ids"]))
+
+
+def case_doc(cases: Any, key: bytes, partition: int, touched: Touched) -> dict:
+    """A reporter's entry: as already changed in this batch, else as stored, else a new one."""
+    if key in touched:
+        return touched[key][1]
+    blob = cases.data.get(key)
+    return json.loads(blob) if blob else new_case_doc(partition)
+
+
+def store_case_docs(cases: Any, touched: Touched) -> None:
+    for key, (partition, doc) in touched.items():
+        blob = json.dumps(doc, separators=(",", ":")).encode()
+        cases.data[key] = blob
+        cases.send_changelog(partition, key, blob)
