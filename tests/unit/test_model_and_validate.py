@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from factories import DAY, END, START, business, ent, reference, report, src, window
 
@@ -50,6 +52,23 @@ def test_ids_are_deterministic_and_distinct():
     assert ids.remedy_id("I", "r", "s", 0) == ids.remedy_id("I", "r", "s", 0)
     assert ids.remedy_id("I", "r", "s", 0) != ids.remedy_id("I", "r", "s", 1)
     assert ids.case_id("I", "u", None) != ids.case_id("I", "u", "b")
+
+
+def test_fast_uuid5_equals_stdlib():
+    # Empty, separators, non-ASCII (accents, Hangul, astral emoji), NUL, long text, then
+    # names shaped like the ones ids are built from.
+    names = ["", "|", "a", "é", "한국어 보상", "\u0000", "\U0001F600" * 40, "x" * 1000,
+             "remedy|66cbde23-9855-4b33-98e7-5acbddd6a126",
+             *(f"INC-{i}|rule|ENT-{i * 7919}|{i % 5}" for i in range(2000))]
+    for name in names:
+        assert ids.uuid5_str(name) == str(uuid.uuid5(ids.NAMESPACE, name)), name
+
+
+def test_ids_join_parts_as_before():
+    # The id of (parts) is uuid5 of the parts joined by "|", None as "": the ledger holds such ids.
+    assert ids.case_id("I", "u", None) == str(uuid.uuid5(ids.NAMESPACE, "I|u|"))
+    assert ids.remedy_id("I", "r", "s", 3) == str(uuid.uuid5(ids.NAMESPACE, "I|r|s|3"))
+    assert ids.notice_id("remedy", "한") == str(uuid.uuid5(ids.NAMESPACE, "remedy|한"))
 
 
 @pytest.mark.parametrize("w, why", [
