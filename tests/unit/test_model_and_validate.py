@@ -48,6 +48,20 @@ def test_from_dict_rejects_unknown_enum_and_fields():
         from_dict(OutageWindow, {**plain, "extra": 1})
 
 
+def test_from_dict_errors_name_the_problem():
+    plain = to_dict(window())
+    del plain["site"]
+    with pytest.raises(InvalidRecord, match=r"^OutageWindow: missing fields \['site'\]$"):
+        from_dict(OutageWindow, plain)
+    with pytest.raises(InvalidRecord, match=r"^OutageWindow: unknown fields \['zz'\]$"):
+        from_dict(OutageWindow, {**plain, "zz": 1})
+    with pytest.raises(InvalidRecord, match=r"^OutageWindow: unknown enum symbol 'MAYBE'$"):
+        from_dict(OutageWindow, {**plain, "site": "s", "status": "MAYBE"})
+    with pytest.raises(InvalidRecord, match=r"^RemedyAction: unknown enum symbol 'NOPE'$"):
+        r = to_dict(decide_entitlement(POLICY, IncidentHistory.of([window()]), ent(), src(1)).remedies[0])
+        from_dict(RemedyAction, {**r, "subject_kind": "NOPE"})
+
+
 def test_ids_are_deterministic_and_distinct():
     assert ids.remedy_id("I", "r", "s", 0) == ids.remedy_id("I", "r", "s", 0)
     assert ids.remedy_id("I", "r", "s", 0) != ids.remedy_id("I", "r", "s", 1)
