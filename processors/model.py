@@ -270,7 +270,8 @@ def _plain_converter(hint: Any) -> Convert | None:
         item = _plain_converter(typing.get_args(hint)[0])
         return list if item is None else (lambda v: [item(x) for x in v])
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return operator.attrgetter("name")
+        # `_name_` is the plain attribute behind the `name` property, read without a Python call.
+        return operator.attrgetter("_name_")
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return to_dict
     return None
