@@ -85,7 +85,7 @@ def decide_entitlement(
     incident_id = history.incident_id
     if incident_id is None:
         return PENDING
-    rules = tuple(r for r in rules if r.applies_to(incident_id))
+    rules = [r for r in rules if r.applies_to(incident_id)]
     if not rules:
         return NO_RULE
 
@@ -114,7 +114,6 @@ def decide_entitlement(
         walk.append(remedy)
         return remedy
 
-    by_id = {r.id: r for r in rules}
     for rev in history.revisions:
         if rev.status is IncidentStatus.OPEN:
             continue
@@ -122,6 +121,7 @@ def decide_entitlement(
         if rev.status is IncidentStatus.RETRACTED:
             retracted = True
             if policy.on_retract is OnRetract.REVERSE:
+                by_id = {r.id: r for r in rules}
                 for done in list(walk):
                     rule = by_id[done.rule_id]
                     progress = issued[rule.id]
@@ -153,7 +153,7 @@ def decide_entitlement(
     if walk:
         return Decision(
             remedies=tuple(walk),
-            notices=tuple(remedy_notice(r, source) for r in walk),
+            notices=tuple([remedy_notice(r, source) for r in walk]),
             outcome="remedied",
         )
     if retracted:
