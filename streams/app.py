@@ -284,9 +284,9 @@ class Pipeline:
         for key, blob in list(self.cases.data.items()):
             doc = json.loads(blob)
             if doc.get("pending") and doc["partition"] in owned:
-                sends.append(self.emitter.producer.send(topic, key=key, value=b"", partition=doc["partition"]))
-        for fut in sends:
-            await (await fut)
+                sends.append((topic, key, b"", doc["partition"]))
+        assert self.emitter.producer is not None
+        await self.emitter.producer.send_batch(sends)
 
     # ------------------------------------------------------------------ reports
 

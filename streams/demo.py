@@ -110,7 +110,7 @@ class Publisher:
         self.settings = settings
         self.codec = codec
         self.inputs = inputs
-        self.producer = Producer({**settings.kafka_config(), "enable.idempotence": True,
+        self.producer = Producer({**settings.producer_config(), "enable.idempotence": True,
                                   "linger.ms": 20, "batch.size": 512 * 1024})
 
     def records(self, logical: str, pairs: list[tuple[str, dict | None]]) -> None:

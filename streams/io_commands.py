@@ -168,7 +168,7 @@ def publish(args: argparse.Namespace, settings: Settings) -> int:
     topic = args.topic
     schema_for(topic)
     records = JsonRecords(Codec.from_dir(settings.schemas_dir))
-    producer = Producer({**settings.kafka_config(), "enable.idempotence": True,
+    producer = Producer({**settings.producer_config(), "enable.idempotence": True,
                          "acks": "all", "linger.ms": 20, "message.timeout.ms": DELIVERY_TIMEOUT_MS})
     real = _require_topic(settings, topic, producer.list_topics)
     deliveries = _Deliveries()

@@ -16,7 +16,7 @@ in the ledger is always on its topic. It can be rebuilt from `remedy.actions.v1`
 from __future__ import annotations
 
 import json
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import redis
 import redis.asyncio as aredis
@@ -26,8 +26,16 @@ from processors.model import RemedyAction, to_dict
 from .settings import Settings
 
 
-def remedy_summary(r: RemedyAction) -> str:
-    return json.dumps(to_dict(r), separators=(",", ":"), sort_keys=True)
+RemedyEntry = tuple[str, str, str]      # (user_id, remedy_id, the remedy as JSON)
+
+
+def remedy_summary(r: RemedyAction, as_dict: Mapping[str, Any] | None = None) -> str:
+    """The JSON kept in the user's index; `as_dict` is to_dict(r) when the caller has it."""
+    return json.dumps(to_dict(r) if as_dict is None else as_dict, separators=(",", ":"), sort_keys=True)
+
+
+def remedy_entries(remedies: Iterable[RemedyAction]) -> list[RemedyEntry]:
+    return [(r.user_id, r.remedy_id, remedy_summary(r)) for r in remedies]
 
 
 class Keys:
@@ -43,7 +51,7 @@ class Keys:
     def outcomes(self, topic: str) -> str:
         return self.outcomes_prefix + topic
 
-    def stage_record(self, pipe, ids: Iterable[str], remedies: Iterable[RemedyAction],
+    def stage_record(self, pipe, ids: Iterable[str], entries: Iterable[RemedyEntry],
                      worker_id: str | None = None):
         """Queue the ledger write of issued ids (and the users' remedy index) on a Redis pipeline;
         with `worker_id`, also clear that worker's in-flight mark in the same transaction."""
@@ -52,8 +60,11 @@ class Keys:
         ids = list(ids)
         if ids:
             pipe.sadd(self.ledger, *ids)
-        for r in remedies:
-            pipe.hset(self.user(r.user_id), r.remedy_id, remedy_summary(r))
+        per_user: dict[str, dict[str, str]] = {}
+        for user_id, remedy_id, summary in entries:
+            per_user.setdefault(user_id, {})[remedy_id] = summary
+        for user_id, fields in per_user.items():
+            pipe.hset(self.user(user_id), mapping=fields)
         return pipe
 
 
@@ -76,7 +87,11 @@ class Ledger:
 
     async def record(self, ids: Iterable[str], remedies: Iterable[RemedyAction],
                      worker_id: str | None = None) -> None:
-        await self.keys.stage_record(self.redis.pipeline(transaction=True), ids, remedies, worker_id).execute()
+        await self.record_entries(ids, remedy_entries(remedies), worker_id)
+
+    async def record_entries(self, ids: Iterable[str], entries: Iterable[RemedyEntry],
+                             worker_id: str | None = None) -> None:
+        await self.keys.stage_record(self.redis.pipeline(transaction=True), ids, entries, worker_id).execute()
 
     async def mark_inflight(self, worker_id: str, now_ms: int) -> None:
         """Before producing: keep the earliest time this worker has records not yet ledgered."""
@@ -131,4 +146,4 @@ class SyncLedger:
         return {k.decode(): int(v) for k, v in self.redis.hgetall(self.keys.outcomes(topic)).items()}
 
     def record(self, ids: Iterable[str], remedies: Iterable[RemedyAction]) -> None:
-        self.keys.stage_record(self.redis.pipeline(transaction=True), ids, remedies).execute()
+        self.keys.stage_record(self.redis.pipeline(transaction=True), ids, remedy_entries(remedies)).execute()

@@ -22,7 +22,7 @@ from processors.model import RemedyAction, Source
 
 from .codec import Codec, DecodeError
 from .emitter import DeadLetter
-from .ledger import SyncLedger
+from .ledger import SyncLedger, remedy_entries
 from .replay import TopicReader
 from .settings import Settings
 from .topics import ACTIONS, DEADLETTER, NOTICES, REVIEWS
@@ -105,7 +105,7 @@ def _write(ledger: SyncLedger, ids: list[str], remedies: list[RemedyAction], dry
         return 0
     if dry_run:
         return len(ids) - len(_call(lambda: ledger.issued(ids)))
-    pipe = ledger.keys.stage_record(ledger.redis.pipeline(transaction=True), ids, remedies)
+    pipe = ledger.keys.stage_record(ledger.redis.pipeline(transaction=True), ids, remedy_entries(remedies))
     return int(_call(pipe.execute)[0])
 
 

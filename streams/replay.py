@@ -429,7 +429,8 @@ class Replay:
     def outputs(self, decisions: list[Decision]) -> tuple[list[tuple[str, str, bytes, bytes]], list[RemedyAction]]:
         """(id, logical topic, key, value) in the emitter's order, once per id, and the remedies."""
         emitter = Emitter(self.settings, self.codec, ledger=None)  # type: ignore[arg-type]  # no I/O
-        return emitter._records(Batch(decisions=decisions))
+        records, remedies = emitter._records(Batch(decisions=decisions))
+        return records, [r for r, _ in remedies]
 
     def issued(self, ids: Sequence[str]) -> set[str]:
         try:
@@ -440,7 +441,7 @@ class Replay:
     def publish(self, records: Sequence[tuple[str, str, bytes, bytes]], remedies: Sequence[RemedyAction],
                 *, progress: bool = True) -> int:
         """Produce, await every ack, then ledger — chunk by chunk, as the emitter does."""
-        producer = Producer({**self.settings.kafka_config(), "enable.idempotence": True,
+        producer = Producer({**self.settings.producer_config(), "enable.idempotence": True,
                              "acks": "all", "linger.ms": 20,
                              "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000)})
         by_id = {r.remedy_id: r for r in remedies}

@@ -74,6 +74,11 @@ class Settings:
         broker elects its coordinators) go to the `makegood.rdkafka` logger, not to stderr."""
         return {"bootstrap.servers": self.bootstrap, "logger": _rdkafka_logger(), **extra}
 
+    def producer_config(self, **extra: object) -> dict:
+        """kafka_config for producers. murmur2 is the Java clients' (and Kafka's) partitioner, so
+        a key lands on the same partition whichever tool writes it: workers, replays, publishers."""
+        return self.kafka_config(**{"partitioner": "murmur2_random", **extra})
+
     @property
     def redis_prefix(self) -> str:
         return f"mg:{self.namespace}:" if self.namespace else "mg:"
