@@ -2,15 +2,17 @@
 
 Flow inside one worker:
 - IncidentFeed reads every outage window (own group-less consumer) into `histories`.
-- The `entitlements` agent stores each state in a changelog-backed table and decides it against
-  every known incident on arrival (an entitlement published after its window closed).
+- StateConsumer (states.py) reads entitlement states in batches in its own consumer group,
+  stores each in the worker's StateStore and decides it against every known incident on arrival
+  (an entitlement published after its window closed). Not a faust agent: faust's per-message
+  path caps ingest far below what the topic needs (states.py says why).
 - A window revision wakes the sweeper, which re-decides every stored entitlement of the
   partitions *this* worker owns — the sweep scales out with the consumer group — and asks the
   `reports` agent (through makegood.retriage.v1, co-partitioned with the reports) to re-triage
   reports that were waiting for an incident.
 - Every decision goes through the Emitter: ledger check, produce, ack, ledger write.
 
-faust caveats designed around: agents run with concurrency=1 (issue #606 skips offsets
+faust caveats designed around: the reports agent runs with concurrency=1 (issue #606 skips offsets
 otherwise); processing_guarantee stays at_least_once (exactly_once has open duplicate/fencing
 bugs) and the Redis ledger makes re-processing harmless; no exception may escape an agent body
 (faust would ack the event anyway), so poison records become dead letters and I/O failures are
@@ -33,14 +35,15 @@ from processors.reports import locate_case, triage_report
 from processors.entitlements import decide_entitlement
 from processors.validate import validate_entitlement, validate_report
 
-from .catchup import reconcile_inflight, restore_entitlements, retriage_unseen_reports
+from .catchup import reconcile_inflight, retriage_unseen_reports
 from .codec import Codec, DecodeError
 from .emitter import Batch, DeadLetter, Emitter, retry_forever
 from .incidents import IncidentFeed
 from .ledger import Ledger
 from .settings import Settings
+from .states import StateConsumer, StateStore
 from .tables import (Touched, case_doc, case_from_json, case_to_json, entitlement_header, entitlement_raw,
-                     pack_entitlement, pending_entry, store_case_docs)
+                     pending_entry, store_case_docs)
 from .topics import ENTITLEMENTS, OUTAGES, REPORTS, RETRIAGE, load_topic_specs
 
 log = logging.getLogger(__name__)
@@ -61,10 +64,14 @@ class Pipeline:
         self.feed = IncidentFeed(settings, self.codec, self.policy, self._on_window,
                                  self.specs[OUTAGES].partitions)
         self.owned: dict[str, set[int]] = {ENTITLEMENTS: set(), REPORTS: set()}
+        self.states = StateStore(self.codec, self.policy, validate_entitlement)
+        self.state_consumer = StateConsumer(settings, self.states, self._on_states_assigned,
+                                            self._on_states_revoked, self.handle_entitlements)
         self.lock = asyncio.Lock()          # decisions and ledger writes of this worker, one at a time
         self.sweep_wanted = asyncio.Event()   # wakes the sweeper (window change, assignment, dead letters)
         self.sweep_due = False                # a full sweep is owed (not just dead letters to flush)
-        self.catch_up_due = False             # partitions were assigned: re-read them first
+        self.catch_up_due = False             # partitions were assigned: reconcile in-flight marks first
+        self.retriage_due = False             # report partitions were assigned: triage unseen reports
         self.assignment_ready = asyncio.Event()  # set once in-flight marks of others are reconciled
         self.sweeps_done = 0
         self.app = self._build_app()
@@ -73,38 +80,28 @@ class Pipeline:
 
     def _build_app(self) -> faust.App:
         s = self.settings
-        n_ent = self.specs[ENTITLEMENTS].partitions
+        n_rep = self.specs[REPORTS].partitions
         app = faust.App(
             s.topic("makegood"), broker=f"kafka://{s.bootstrap}", store="memory://",
             web_enabled=False, datadir=str(s.state_dir / "workers" / s.worker_id),
-            topic_partitions=n_ent, topic_replication_factor=1, table_standby_replicas=0,
+            topic_partitions=n_rep, topic_replication_factor=1, table_standby_replicas=0,
             processing_guarantee="at_least_once", consumer_auto_offset_reset="earliest",
             broker_session_timeout=10, broker_heartbeat_interval=1, broker_rebalance_timeout=10,
             broker_commit_every=2000, broker_commit_interval=1.0, stream_buffer_maxsize=8192,
             producer_acks=-1, producer_linger=0.005, autodiscover=False,
         )
         raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-        ent_topic = app.topic(s.topic(ENTITLEMENTS), partitions=n_ent, **raw)
-        report_topics = app.topic(s.topic(REPORTS), s.topic(RETRIAGE),
-                                  partitions=self.specs[REPORTS].partitions, **raw)
-        self.entitlements = app.Table("entitlements", key_type=bytes, value_type=bytes,
-                                      partitions=n_ent)
-        self.cases = app.Table("cases", key_type=bytes, value_type=bytes,
-                               partitions=self.specs[REPORTS].partitions)
+        report_topics = app.topic(s.topic(REPORTS), s.topic(RETRIAGE), partitions=n_rep, **raw)
+        self.cases = app.Table("cases", key_type=bytes, value_type=bytes, partitions=n_rep)
 
-        # Agents wait for the incident feed to catch up, so that nothing is decided against a
-        # partial history (it would be right eventually, but reports would lose their order).
-        async def entitlements(stream):
-            await self.feed.caught_up.wait()
-            async for events in stream.take_events(1000, within=0.05):
-                await self.handle_entitlements(events)
-
+        # Reports (and entitlement states, in _run_services) wait for the incident feed to catch
+        # up, so that nothing is decided against a partial history (it would be right
+        # eventually, but reports would lose their order).
         async def reports(stream):
             await self.feed.caught_up.wait()
             async for events in stream.take_events(500, within=0.02):
                 await self.handle_reports(events)
 
-        app.agent(ent_topic, name="entitlements", concurrency=1)(entitlements)
         app.agent(report_topics, name="reports", concurrency=1)(reports)
         app.task(self._run_services)
         app.on_partitions_assigned.connect(self._on_assigned)
@@ -116,37 +113,56 @@ class Pipeline:
         await self.emitter.start()
         feed = asyncio.ensure_future(self.feed.run())
         sweeper = asyncio.ensure_future(self._sweeper())
+        states = asyncio.ensure_future(self._consume_states())
+        tasks = (feed, sweeper, states)
         try:
-            await asyncio.gather(feed, sweeper)
+            await asyncio.gather(*tasks)
         except asyncio.CancelledError:
             pass
         finally:
-            feed.cancel()
-            sweeper.cancel()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.emitter.stop()
             await self.ledger.close()
+
+    async def _consume_states(self) -> None:
+        await self.feed.caught_up.wait()
+        await self.state_consumer.run()
 
     def _partitions(self, tps: Iterable[Any], logical: str) -> set[int]:
         name = self.settings.topic(logical)
         return {tp.partition for tp in tps if tp.topic == name}
 
-    async def _on_assigned(self, app: Any, assigned: Iterable[Any], **kw: Any) -> None:
-        tps = list(assigned)
-        for logical in self.owned:
-            self.owned[logical] = self._partitions(tps, logical)
-        log.info("assigned entitlement partitions %s, report partitions %s",
-                 sorted(self.owned[ENTITLEMENTS]), sorted(self.owned[REPORTS]))
-        # Whatever happened to these partitions before (a worker killed mid-sweep, events
-        # committed but never processed), catch up now: see catchup.py.
+    def _catch_up(self) -> None:
+        """Whatever happened to newly assigned partitions before (a worker killed mid-batch,
+        events committed but never processed), catch up first: see catchup.py."""
         self.catch_up_due = True
         self.assignment_ready.clear()
         self.sweep_due = True
         self.sweep_wanted.set()
 
+    async def _on_assigned(self, app: Any, assigned: Iterable[Any], **kw: Any) -> None:
+        self.owned[REPORTS] = self._partitions(list(assigned), REPORTS)
+        log.info("assigned report partitions %s", sorted(self.owned[REPORTS]))
+        self.retriage_due = True
+        self._catch_up()
+
     async def _on_revoked(self, app: Any, revoked: Iterable[Any], **kw: Any) -> None:
-        tps = list(revoked)
-        for logical in self.owned:
-            self.owned[logical] -= self._partitions(tps, logical)
+        self.owned[REPORTS] -= self._partitions(list(revoked), REPORTS)
+
+    async def _on_states_assigned(self, parts: set[int], kept: set[int], restored: dict[bytes, bytes]) -> None:
+        async with self.lock:
+            dropped = self.states.drop_partitions(set(range(self.specs[ENTITLEMENTS].partitions)) - kept)
+            self.states.data.update(restored)
+            self.owned[ENTITLEMENTS] = set(parts)
+        log.info("assigned entitlement partitions %s (kept %s, %d states restored from the topic, %d dropped)",
+                 sorted(parts), sorted(kept), len(restored), dropped)
+        self._catch_up()
+
+    async def _on_states_revoked(self, parts: set[int]) -> None:
+        async with self.lock:
+            self.owned[ENTITLEMENTS] -= parts
 
     def _on_window(self, window: OutageWindow | None) -> None:
         """The feed accepted a revision (window) or queued a dead letter (None)."""
@@ -156,20 +172,20 @@ class Pipeline:
 
     # ------------------------------------------------------------------ decisions
 
-    def _decode(self, schema: str, event: Any, batch: Batch) -> tuple[Any, Source] | None:
-        m = event.message
-        source = Source(m.topic, m.partition, m.offset)
+    def _decode(self, schema: str, source: Source, key: bytes | None, value: bytes | None,
+                batch: Batch) -> Any:
+        """The validated record, or None after adding a dead letter to the batch."""
         try:
-            record = self.codec.decode_obj(schema, event.value)
+            record = self.codec.decode_obj(schema, value)
             if schema == "entitlement_state":
                 validate_entitlement(record, self.policy)
             else:
                 validate_report(record, self.policy)
-            return record, source
+            return record
         except DecodeError as exc:
-            batch.fail(DeadLetter(source, event.key, event.value, "DECODE", type(exc).__name__, exc.reason))
+            batch.fail(DeadLetter(source, key, value, "DECODE", type(exc).__name__, exc.reason))
         except InvalidRecord as exc:
-            batch.fail(DeadLetter(source, event.key, event.value, "VALIDATE", type(exc).__name__, str(exc)))
+            batch.fail(DeadLetter(source, key, value, "VALIDATE", type(exc).__name__, str(exc)))
         return None
 
     def decide_entitlement_all(self, ent: EntitlementState, source: Source, batch: Batch) -> None:
@@ -181,37 +197,36 @@ class Pipeline:
             decided = True
         batch.outcomes["decided" if decided else "stored-no-incident"] += 1
 
-    async def handle_entitlements(self, events: list) -> None:
+    async def handle_entitlements(self, msgs: list) -> None:
+        """One batch of entitlement.states.v1 records (confluent-kafka Messages, offset order)."""
         await self.assignment_ready.wait()
         batch = Batch()
+        store = self.states
         async with self.lock:
-            for ev in events:
-                m = ev.message
-                key = ev.key
+            owned = self.owned[ENTITLEMENTS]
+            for m in msgs:
+                key, value, partition, offset = m.key(), m.value(), m.partition(), m.offset()
+                source = Source(m.topic(), partition, offset)
+                if partition not in owned:      # revoked while this batch was in hand
+                    continue
                 try:
-                    if ev.value is None:  # tombstone: the entitlement is gone; issued remedies stand
-                        if key is not None and key in self.entitlements.data:
-                            del self.entitlements.data[key]
-                            self.entitlements.send_changelog(m.partition, key, None, value_serializer="raw")
+                    if value is None:  # tombstone: the entitlement is gone; issued remedies stand
+                        if key is not None:
+                            store.data.pop(key, None)
                         batch.outcomes["tombstone"] += 1
                         continue
-                    decoded = self._decode("entitlement_state", ev, batch)
-                    if decoded is None:
-                        continue
-                    ent, source = decoded
-                    prev = self.entitlements.data.get(ent.entitlement_id.encode())
-                    if prev is not None and entitlement_header(prev)[2] > ent.updated_at:
-                        batch.outcomes["stale"] += 1   # newer state already stored: newer wins
+                    ent = self._decode("entitlement_state", source, key, value, batch)
+                    if ent is None:
                         continue
                     k = ent.entitlement_id.encode()
-                    blob = pack_entitlement(m.partition, m.offset, ent.updated_at, ev.value)
-                    self.entitlements.data[k] = blob
-                    self.entitlements.send_changelog(m.partition, k, blob)
+                    if store.is_stale(k, ent.updated_at):
+                        batch.outcomes["stale"] += 1   # newer state already stored: newer wins
+                        continue
+                    store.put(k, partition, offset, ent.updated_at, value)
                     self.decide_entitlement_all(ent, source, batch)
                 except Exception as exc:  # a processor bug must not stop the pipeline
-                    log.exception("entitlement at %s/%s@%s failed", m.topic, m.partition, m.offset)
-                    batch.fail(DeadLetter(Source(m.topic, m.partition, m.offset), key, ev.value,
-                                          "PROCESS", type(exc).__name__, str(exc)))
+                    log.exception("entitlement at %s/%s@%s failed", source.topic, partition, offset)
+                    batch.fail(DeadLetter(source, key, value, "PROCESS", type(exc).__name__, str(exc)))
             await self.emitter.emit(batch, outcome_topic=ENTITLEMENTS)
 
     # ------------------------------------------------------------------ sweeps
@@ -233,11 +248,11 @@ class Pipeline:
                     await retry_forever("in-flight reconciliation",
                                         lambda: reconcile_inflight(self, int(time.time() * 1000)))
                 self.assignment_ready.set()
-                ent_parts, rep_parts = set(self.owned[ENTITLEMENTS]), set(self.owned[REPORTS])
-                restored = await restore_entitlements(self, ent_parts)
+            if self.retriage_due:
+                self.retriage_due = False
+                rep_parts = set(self.owned[REPORTS])
                 triaged = await retriage_unseen_reports(self, rep_parts)
-                log.info("catch-up of partitions %s: %d entitlement states restored, %d reports triaged",
-                         sorted(ent_parts), restored, triaged)
+                log.info("catch-up of report partitions %s: %d reports triaged", sorted(rep_parts), triaged)
             if self.sweep_due:
                 self.sweep_due = False
                 await self.sweep()
@@ -248,7 +263,7 @@ class Pipeline:
         owned = set(self.owned[ENTITLEMENTS])
         if not owned or not self.feed.histories:
             return 0
-        items = [(k, v) for k, v in list(self.entitlements.data.items())
+        items = [(k, v) for k, v in list(self.states.data.items())
                  if entitlement_header(v)[0] in owned]
         topic = self.settings.topic(ENTITLEMENTS)
         produced = 0
@@ -266,9 +281,15 @@ class Pipeline:
                     if partition not in owned_now:
                         continue       # revoked mid-sweep: the new owner sweeps it
                     try:
+                        # restored states were stored undecoded: invalid ones are skipped here
+                        # (they were dead-lettered when first consumed)
                         ent = self.codec.decode_obj("entitlement_state", raw)
+                        validate_entitlement(ent, self.policy)
+                    except (DecodeError, InvalidRecord):
+                        continue
+                    try:
                         self.decide_entitlement_all(ent, Source(topic, partition, offset), batch)
-                    except Exception:  # stored states were validated on arrival
+                    except Exception:  # noqa: BLE001 - one bad decision must not stop the sweep
                         log.exception("sweep: entitlement %r failed", key)
                 produced += await self.emitter.emit(batch)
             await asyncio.sleep(0)
@@ -310,10 +331,10 @@ class Pipeline:
                         batch.outcomes["retriage"] += 1
                         new = []
                     else:
-                        decoded = self._decode("damage_report", ev, batch)
-                        if decoded is None:
+                        source = Source(m.topic, m.partition, m.offset)
+                        if self._decode("damage_report", source, ev.key, ev.value, batch) is None:
                             continue
-                        new = [(ev.value, decoded[1])]
+                        new = [(ev.value, source)]
                     queue = [(bytes.fromhex(p["raw"]), Source(*p["source"])) for p in doc["pending"]] + new
                     doc["pending"] = []
                     for raw, source in queue:

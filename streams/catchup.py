@@ -2,13 +2,11 @@
 
 faust at_least_once can commit an offset whose event never finished: around a rebalance, events
 dropped from a stream buffer or caught mid-batch can fall behind a commit (faust #606 and its
-relatives). A worker that takes over a partition would then never see them. So on every
-assignment a worker re-reads the partitions it now owns, from the beginning:
-
-- entitlement.states.v1 is compacted, i.e. it *is* every entitlement's latest state: any state
-  the table lacks (or holds older) is stored, and the sweep that follows decides it;
-- damage.reports.v1: every report its reporter's entry in the `cases` table has not seen is
-  triaged, in offset order.
+relatives). A worker that takes over a report partition would then never see them. So on every
+assignment a worker re-reads the damage.reports.v1 partitions it now owns, from the beginning
+up to the group's committed offsets: every report its reporter's entry in the `cases` table has
+not seen is triaged, in offset order. (Entitlement states do not go through faust; their
+consumer restores its partitions from the compacted topic itself: states.py.)
 
 Everything decided here goes through the same emitter; ids already in the ledger are dropped,
 so the repeated work is harmless.
@@ -26,12 +24,12 @@ from typing import TYPE_CHECKING, AsyncIterator
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from processors.model import Source
-from processors.validate import validate_entitlement, validate_report
+from processors.validate import validate_report
 
 from .codec import DecodeError
 from .emitter import Batch
-from .tables import Touched, case_doc, entitlement_header, pack_entitlement, store_case_docs
-from .topics import ENTITLEMENTS, REPORTS
+from .tables import Touched, case_doc, store_case_docs
+from .topics import REPORTS
 
 if TYPE_CHECKING:
     from .app import Pipeline
@@ -129,41 +127,6 @@ async def read_partitions(bootstrap: str, topic: str, partitions: set[int],
                     remaining.discard(tp)
     finally:
         await consumer.stop()
-
-
-async def restore_entitlements(pipe: "Pipeline", partitions: set[int]) -> int:
-    """Store every state of the owned partitions that the table lacks; returns how many."""
-    table = pipe.entitlements
-    restored = 0
-    async for msgs in read_partitions(pipe.settings.bootstrap, pipe.settings.topic(ENTITLEMENTS), partitions,
-                                      pipe.app.conf.id):
-        async with pipe.lock:
-            for m in msgs:
-                if m.key is None:
-                    continue
-                prev = table.data.get(m.key)
-                if m.value is None:
-                    if prev is not None and entitlement_header(prev)[1] < m.offset:
-                        del table.data[m.key]
-                        table.send_changelog(m.partition, m.key, None, value_serializer="raw")
-                    continue
-                try:
-                    ent = pipe.codec.decode_obj("entitlement_state", m.value)
-                except DecodeError:
-                    continue              # dead-lettered when it was first consumed
-                if prev is not None:
-                    _, p_offset, p_updated = entitlement_header(prev)
-                    if (p_updated, p_offset) >= (ent.updated_at, m.offset):
-                        continue
-                try:
-                    validate_entitlement(ent, pipe.policy)
-                except Exception:
-                    continue
-                blob = pack_entitlement(m.partition, m.offset, ent.updated_at, m.value)
-                table.data[m.key] = blob
-                table.send_changelog(m.partition, m.key, blob)
-                restored += 1
-    return restored
 
 
 async def retriage_unseen_reports(pipe: "Pipeline", partitions: set[int]) -> int:

@@ -1,9 +1,10 @@
-"""The value formats of the worker's two faust tables, in one place.
+"""The value formats of the worker's state, in one place.
 
-- `entitlements`: key entitlement_id; value = header (source partition, source offset,
-  updated_at) + the Avro bytes as received. The header lets a sweep pick its own partitions and
-  lets "newer wins" compare versions without decoding the record.
-- `cases`: key reporter_id; value = JSON {partition, cases: {case_id: CaseState}, pending: [reports
+- entitlement store (states.py): key entitlement_id; value = header (source partition, source
+  offset, updated_at) + the Avro bytes as received. The header lets a sweep pick its own
+  partitions and lets "newer wins" compare versions without decoding the record; a state
+  restored from the topic without decoding it has updated_at UNKNOWN_UPDATED_AT until needed.
+- `cases` (a faust table): key reporter_id; value = JSON {partition, cases: {case_id: CaseState}, pending: [reports
   waiting for their incident], seen: [ids of reports already triaged]}.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from processors.model import Source
 from processors.reports import CaseState
 
 _ENT_HEADER = struct.Struct(">HQq")
+UNKNOWN_UPDATED_AT = -(2 ** 63)
 
 Touched = dict[bytes, tuple[int, dict]]   # reporter key -> (partition, case doc) changed in a batch
 
