@@ -25,7 +25,7 @@ def py_spy() -> str | None:
 class Profiler:
     """py-spy record of one pid into `<out>.folded`; `stop()` writes `<out>.txt` and returns it."""
 
-    def __init__(self, pid: int, out: Path, rate: int = 49):
+    def __init__(self, pid: int, out: Path, rate: int = 97):
         self.out = out
         self.folded = out.with_suffix(".folded")
         self.proc: subprocess.Popen | None = None

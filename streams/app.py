@@ -21,15 +21,16 @@ retried in place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from typing import Any, Iterable
+from typing import Any, AsyncIterator, Iterable
 
 import faust
 
 from processors.errors import InvalidRecord
-from processors.model import DamageReport, EntitlementState, OutageWindow, RemedyAction, Source, from_dict
+from processors.model import DamageReport, EntitlementState, OutageWindow, RemedyAction, Source
 from processors.policy import Policy, load_policy
 from processors.reports import locate_case, triage_report
 from processors.entitlements import decide_entitlement
@@ -49,6 +50,7 @@ from .topics import ENTITLEMENTS, OUTAGES, REPORTS, RETRIAGE, load_topic_specs
 log = logging.getLogger(__name__)
 
 SWEEP_CHUNK = 2000
+SWEEP_SLICE = 250       # entitlements decided between two turns of the event loop
 
 
 class Pipeline:
@@ -68,12 +70,14 @@ class Pipeline:
         self.state_consumer = StateConsumer(settings, self.states, self._on_states_assigned,
                                             self._on_states_revoked, self.handle_entitlements)
         self.lock = asyncio.Lock()          # decisions and ledger writes of this worker, one at a time
+        self._emitting: asyncio.Future | None = None   # a sweep chunk's emit, still running
         self.sweep_wanted = asyncio.Event()   # wakes the sweeper (window change, assignment, dead letters)
         self.sweep_due = False                # a full sweep is owed (not just dead letters to flush)
         self.catch_up_due = False             # partitions were assigned: reconcile in-flight marks first
         self.retriage_due = False             # report partitions were assigned: triage unseen reports
         self.assignment_ready = asyncio.Event()  # set once in-flight marks of others are reconciled
         self.sweeps_done = 0
+        self._remedies_of: dict[str, list[bytes]] = {}   # reporter -> ledgered remedies, per report batch
         self.app = self._build_app()
 
     # ------------------------------------------------------------------ faust wiring
@@ -123,6 +127,8 @@ class Pipeline:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._emitting is not None:      # a sweep chunk's records: ledger them before stopping
+                await asyncio.wait([self._emitting], timeout=30)
             await self.emitter.stop()
             await self.ledger.close()
 
@@ -152,7 +158,7 @@ class Pipeline:
         self.owned[REPORTS] -= self._partitions(list(revoked), REPORTS)
 
     async def _on_states_assigned(self, parts: set[int], kept: set[int], restored: dict[bytes, bytes]) -> None:
-        async with self.lock:
+        async with self.exclusive():
             dropped = self.states.drop_partitions(set(range(self.specs[ENTITLEMENTS].partitions)) - kept)
             self.states.data.update(restored)
             self.owned[ENTITLEMENTS] = set(parts)
@@ -161,7 +167,7 @@ class Pipeline:
         self._catch_up()
 
     async def _on_states_revoked(self, parts: set[int]) -> None:
-        async with self.lock:
+        async with self.exclusive():
             self.owned[ENTITLEMENTS] -= parts
 
     def _on_window(self, window: OutageWindow | None) -> None:
@@ -171,6 +177,19 @@ class Pipeline:
         self.sweep_wanted.set()
 
     # ------------------------------------------------------------------ decisions
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """The lock, with every earlier decision of this worker ledgered: a sweep leaves its
+        last chunk's emit running when it lets go of the lock (see sweep)."""
+        async with self.lock:
+            await self.settle()
+            yield
+
+    async def settle(self) -> int:
+        """Wait for the sweep's emit in flight, if any; returns how many records it produced."""
+        pending, self._emitting = self._emitting, None
+        return await pending if pending is not None else 0
 
     def _decode(self, schema: str, source: Source, key: bytes | None, value: bytes | None,
                 batch: Batch) -> Any:
@@ -202,7 +221,7 @@ class Pipeline:
         await self.assignment_ready.wait()
         batch = Batch()
         store = self.states
-        async with self.lock:
+        async with self.exclusive():
             owned = self.owned[ENTITLEMENTS]
             for m in msgs:
                 key, value, partition, offset = m.key(), m.value(), m.partition(), m.offset()
@@ -240,11 +259,11 @@ class Pipeline:
             if dead:
                 self.feed.dead = []
                 b = Batch(dead=dead)
-                async with self.lock:
+                async with self.exclusive():
                     await self.emitter.emit(b)
             if self.catch_up_due:
                 self.catch_up_due = False
-                async with self.lock:
+                async with self.exclusive():
                     await retry_forever("in-flight reconciliation",
                                         lambda: reconcile_inflight(self, int(time.time() * 1000)))
                 self.assignment_ready.set()
@@ -269,13 +288,16 @@ class Pipeline:
         produced = 0
         for i in range(0, len(items), SWEEP_CHUNK):
             if self.catch_up_due:       # a new assignment: catch up first, then sweep again
+                produced += await self.settle()
                 self.sweep_due = True
                 log.info("sweep interrupted by a new assignment after %d of %d entitlements", i, len(items))
                 return produced
             batch = Batch()
             async with self.lock:
                 owned_now = self.owned[ENTITLEMENTS]
-                for key, blob in items[i:i + SWEEP_CHUNK]:
+                for j, (key, blob) in enumerate(items[i:i + SWEEP_CHUNK]):
+                    if j % SWEEP_SLICE == 0:
+                        await asyncio.sleep(0)     # the previous chunk's emit moves on meanwhile
                     partition, offset, _ = entitlement_header(blob)
                     raw = entitlement_raw(blob)
                     if partition not in owned_now:
@@ -291,8 +313,11 @@ class Pipeline:
                         self.decide_entitlement_all(ent, Source(topic, partition, offset), batch)
                     except Exception:  # noqa: BLE001 - one bad decision must not stop the sweep
                         log.exception("sweep: entitlement %r failed", key)
-                produced += await self.emitter.emit(batch)
-            await asyncio.sleep(0)
+                # One emit in flight at a time, so in-flight marks and ledger checks stay as
+                # they were; deciding the next chunk overlaps this one's broker and Redis waits.
+                produced += await self.settle()
+                self._emitting = asyncio.ensure_future(self.emitter.emit(batch))
+        produced += await self.settle()
         self.sweeps_done += 1
         log.info("sweep %d: %d entitlements, %d records published", self.sweeps_done, len(items), produced)
         return produced
@@ -312,14 +337,35 @@ class Pipeline:
     # ------------------------------------------------------------------ reports
 
     async def _covered(self, user_id: str) -> list[RemedyAction]:
-        return [from_dict(RemedyAction, r) for r in await self.ledger.user_remedies(user_id)]
+        """The remedies the ledger holds for a reporter (prefetched for the batch in hand)."""
+        rows = self._remedies_of.get(user_id)
+        if rows is None:
+            rows = await retry_forever("ledger read", lambda: self.ledger.user_remedies(user_id))
+        return [self.codec.decode_obj("remedy_action", raw) for raw in rows]
+
+    async def prefetch_remedies(self, user_ids: Iterable[str]) -> None:
+        """One Redis round trip for the reporters of a batch instead of one per report. Safe
+        because the ledger only changes when this worker emits, at the end of the batch (or
+        another worker does, for users it decided: the same as reading a moment earlier)."""
+        ids = sorted(set(user_ids))
+        self._remedies_of = await retry_forever("ledger read", lambda: self.ledger.users_remedies(ids)) if ids else {}
+
+    async def store_cases(self, touched: Touched) -> None:
+        """Store changed reporter entries and write them to the table's changelog ourselves, in
+        one batch: faust's per-record changelog buffer stalls the stream whenever it holds more
+        than 100 records (ProducerBuffer.wait_until_ebb), i.e. on every busy report batch."""
+        records = store_case_docs(self.cases, touched)
+        if records:
+            assert self.emitter.producer is not None
+            await retry_forever("cases changelog", lambda: self.emitter.producer.send_batch(records))
 
     async def handle_reports(self, events: list) -> None:
         await self.assignment_ready.wait()
         batch = Batch()
         touched: Touched = {}
         retriage = self.settings.topic(RETRIAGE)
-        async with self.lock:
+        async with self.exclusive():
+            await self.prefetch_remedies(ev.key.decode("utf-8", "replace") for ev in events if ev.key)
             for ev in events:
                 m = ev.message
                 try:
@@ -332,22 +378,25 @@ class Pipeline:
                         new = []
                     else:
                         source = Source(m.topic, m.partition, m.offset)
-                        if self._decode("damage_report", source, ev.key, ev.value, batch) is None:
+                        decoded = self._decode("damage_report", source, ev.key, ev.value, batch)
+                        if decoded is None:
                             continue
-                        new = [(ev.value, source)]
-                    queue = [(bytes.fromhex(p["raw"]), Source(*p["source"])) for p in doc["pending"]] + new
+                        new = [(ev.value, source, decoded)]
+                    queue = [(bytes.fromhex(p["raw"]), Source(*p["source"]), None) for p in doc["pending"]] + new
                     doc["pending"] = []
-                    for raw, source in queue:
-                        report: DamageReport = self.codec.decode_obj("damage_report", raw)
+                    for raw, source, report in queue:
+                        if report is None:
+                            report = self.codec.decode_obj("damage_report", raw)
                         await self.triage(report, raw, source, doc, batch)
                     touched[key] = (m.partition, doc)
                 except Exception as exc:
                     log.exception("report at %s/%s@%s failed", m.topic, m.partition, m.offset)
                     batch.fail(DeadLetter(Source(m.topic, m.partition, m.offset), ev.key, ev.value,
                                           "PROCESS", type(exc).__name__, str(exc)))
+            self._remedies_of = {}       # read again for the next batch: the ledger moves on
             # outputs first, then the case: a stored case marks its reports as done
             await self.emitter.emit(batch, outcome_topic=REPORTS)
-            store_case_docs(self.cases, touched)
+            await self.store_cases(touched)
 
     async def triage(self, report: DamageReport, raw: bytes, source: Source, doc: dict, batch: Batch) -> None:
         histories = self.feed.histories

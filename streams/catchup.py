@@ -28,7 +28,7 @@ from processors.validate import validate_report
 
 from .codec import DecodeError
 from .emitter import Batch
-from .tables import Touched, case_doc, store_case_docs
+from .tables import Touched, case_doc
 from .topics import REPORTS
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ async def reconcile_inflight(pipe: "Pipeline", now_ms: int) -> int:
                                 continue
                             ids.append(oid)
                             if remedy is not None:
-                                remedies.append(remedy)
+                                remedies.append((remedy.user_id, oid, m.value))
                     if await consumer.position(tp) >= ends[tp]:
                         todo.pop(tp, None)
     finally:
@@ -136,7 +136,7 @@ async def retriage_unseen_reports(pipe: "Pipeline", partitions: set[int]) -> int
     async for msgs in read_partitions(pipe.settings.bootstrap, topic, partitions, pipe.app.conf.id):
         batch = Batch()
         touched: Touched = {}
-        async with pipe.lock:
+        async with pipe.exclusive():
             for m in msgs:
                 key = m.key or b""
                 try:
@@ -156,5 +156,5 @@ async def retriage_unseen_reports(pipe: "Pipeline", partitions: set[int]) -> int
                 triaged += 1
             if touched:
                 await pipe.emitter.emit(batch)
-                store_case_docs(pipe.cases, touched)
+                await pipe.store_cases(touched)
     return triaged

@@ -23,14 +23,14 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 from confluent_kafka import KafkaError, Producer
 
-from processors.model import Decision, RemedyAction, Source, to_dict
+from processors.model import Decision, Source
 
 from .codec import Codec
-from .ledger import Ledger, remedy_summary
+from .ledger import Ledger, RemedyEntry
 from .settings import Settings
 from .topics import ACTIONS, DEADLETTER, NOTICES, REVIEWS
 
@@ -163,6 +163,7 @@ class Emitter:
         self.producer: AsyncProducer | None = None
         self.topic = {name: settings.topic(name) for name in (ACTIONS, REVIEWS, NOTICES, DEADLETTER)}
         self.published = Counter()
+        self._serial = asyncio.Lock()   # one emit at a time: in-flight marks assume it
 
     async def start(self) -> None:
         self.producer = AsyncProducer(self.settings)
@@ -172,53 +173,73 @@ class Emitter:
             await asyncio.get_running_loop().run_in_executor(None, self.producer.close)
             self.producer = None
 
-    def _records(self, batch: Batch) -> tuple[list[tuple[str, str, bytes, bytes]], list[tuple[RemedyAction, dict]]]:
-        """(id, topic, key, value) for every output in the batch, in a stable order, once each;
-        and the remedies among them with their Avro dicts (reused for the ledger's index)."""
-        out: list[tuple[str, str, bytes, bytes]] = []
-        remedies: list[tuple[RemedyAction, dict]] = []
+    @staticmethod
+    def _outputs(batch: Batch) -> list[tuple[str, str, str, Any]]:
+        """(id, logical topic, key, record) for every output in the batch, in a stable order,
+        once each. Nothing is encoded yet: ids the ledger already has never are."""
+        out: list[tuple[str, str, str, Any]] = []
         seen: set[str] = set()
 
-        def add(oid: str, topic: str, key: str, value: bytes) -> bool:
-            if oid in seen:
-                return False
-            seen.add(oid)
-            out.append((oid, topic, key.encode(), value))
-            return True
+        def add(oid: str, topic: str, key: str, record: Any) -> None:
+            if oid not in seen:
+                seen.add(oid)
+                out.append((oid, topic, key, record))
 
-        encode = self.codec.encode_obj
-        encode_dict = self.codec.encode
         for d in batch.decisions:
             for r in d.remedies:
-                as_dict = to_dict(r)
-                if add(r.remedy_id, ACTIONS, r.user_id, encode_dict("remedy_action", as_dict, check=False)):
-                    remedies.append((r, as_dict))
+                add(r.remedy_id, ACTIONS, r.user_id, r)
             for c in d.reviews:
-                add(c.review_id, REVIEWS, c.case_id, encode("review_case", c))
+                add(c.review_id, REVIEWS, c.case_id, c)
             for n in d.notices:
-                add(n.notice_id, NOTICES, n.user_id, encode("user_notice", n))
+                add(n.notice_id, NOTICES, n.user_id, n)
         for dl in batch.dead:
-            add(dl.id, DEADLETTER, (dl.key or b"").decode("utf-8", "replace"), self.codec.encode("dead_letter", {
-                "source_topic": dl.source.topic, "source_partition": dl.source.partition,
-                "source_offset": dl.source.offset, "key": dl.key, "value": dl.value, "stage": dl.stage,
-                "error_class": dl.error_class, "error_message": dl.error_message[:2000],
-                "failed_at": int(time.time() * 1000)}))
-        return out, remedies
+            add(dl.id, DEADLETTER, (dl.key or b"").decode("utf-8", "replace"), dl)
+        return out
+
+    def _encode(self, outputs: Sequence[tuple[str, str, str, Any]]
+                ) -> tuple[list[tuple[str, str, bytes, bytes]], list[RemedyEntry]]:
+        """(id, topic, key, value) records, and the ledger's index entries of the remedies among
+        them (the same bytes)."""
+        records: list[tuple[str, str, bytes, bytes]] = []
+        remedies: list[RemedyEntry] = []
+        encode, encode_obj = self.codec.encode, self.codec.encode_obj
+        for oid, topic, key, rec in outputs:
+            if topic == ACTIONS:
+                value = encode_obj("remedy_action", rec)
+                remedies.append((rec.user_id, oid, value))
+            elif topic == REVIEWS:
+                value = encode_obj("review_case", rec)
+            elif topic == NOTICES:
+                value = encode_obj("user_notice", rec)
+            else:
+                value = encode("dead_letter", {
+                    "source_topic": rec.source.topic, "source_partition": rec.source.partition,
+                    "source_offset": rec.source.offset, "key": rec.key, "value": rec.value,
+                    "stage": rec.stage, "error_class": rec.error_class,
+                    "error_message": rec.error_message[:2000], "failed_at": int(time.time() * 1000)})
+            records.append((oid, topic, key.encode(), value))
+        return records, remedies
+
+    def _records(self, batch: Batch) -> tuple[list[tuple[str, str, bytes, bytes]], list[RemedyEntry]]:
+        """Every output of the batch encoded, ledger or not (replay's dry runs show them all)."""
+        return self._encode(self._outputs(batch))
 
     async def emit(self, batch: Batch, *, outcome_topic: str | None = None) -> int:
         """Publish what the ledger has not seen; returns how many records were produced."""
-        records, remedies = self._records(batch)
-        ids = [r[0] for r in records]
+        async with self._serial:
+            return await self._emit(batch, outcome_topic)
+
+    async def _emit(self, batch: Batch, outcome_topic: str | None) -> int:
+        outputs = self._outputs(batch)
+        ids = [o[0] for o in outputs]
         already = await retry_forever("ledger check", lambda: self.ledger.issued(ids)) if ids else set()
-        fresh = [r for r in records if r[0] not in already]
+        fresh, remedies = self._encode([o for o in outputs if o[0] not in already])
         if fresh:
             worker = self.settings.worker_id
             await retry_forever("in-flight mark", lambda: self.ledger.mark_inflight(worker, int(time.time() * 1000)))
             await retry_forever("produce", lambda: self._produce(fresh))
-            new_ids = {r[0] for r in fresh}
-            entries = [(r.user_id, r.remedy_id, remedy_summary(r, as_dict))
-                       for r, as_dict in remedies if r.remedy_id in new_ids]
-            await retry_forever("ledger write", lambda: self.ledger.record_entries(new_ids, entries, worker))
+            new_ids = [r[0] for r in fresh]
+            await retry_forever("ledger write", lambda: self.ledger.record(new_ids, remedies, worker))
             for _, topic, _, _ in fresh:
                 self.published[topic] += 1
         if outcome_topic and batch.outcomes:

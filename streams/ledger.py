@@ -2,8 +2,10 @@
 
 Keys (under the settings' prefix, `mg:` by default):
 - `ledger`            SET of every issued id (remedy, review, notice, dead letter).
-- `user:<user_id>`    HASH remedy_id -> the remedy as JSON (for `makegood status` and
-                      report triage: "the remedy already issued").
+- `user:<user_id>`    HASH remedy_id -> the remedy exactly as published on remedy.actions.v1
+                      (Avro single-object bytes), for `makegood status` and report triage
+                      ("the remedy already issued"). The worker has those bytes in hand, so
+                      indexing costs no second encoding.
 - `outcomes:<topic>`  HASH outcome -> count of input records that ended that way (recorded no-ops).
 - `inflight`          HASH worker_id -> epoch ms: set before a worker produces, cleared with the
                       ledger write. A worker that died in between leaves its entry; whoever takes
@@ -15,27 +17,15 @@ in the ledger is always on its topic. It can be rebuilt from `remedy.actions.v1`
 """
 from __future__ import annotations
 
-import json
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import redis
 import redis.asyncio as aredis
 
-from processors.model import RemedyAction, to_dict
-
 from .settings import Settings
 
 
-RemedyEntry = tuple[str, str, str]      # (user_id, remedy_id, the remedy as JSON)
-
-
-def remedy_summary(r: RemedyAction, as_dict: Mapping[str, Any] | None = None) -> str:
-    """The JSON kept in the user's index; `as_dict` is to_dict(r) when the caller has it."""
-    return json.dumps(to_dict(r) if as_dict is None else as_dict, separators=(",", ":"), sort_keys=True)
-
-
-def remedy_entries(remedies: Iterable[RemedyAction]) -> list[RemedyEntry]:
-    return [(r.user_id, r.remedy_id, remedy_summary(r)) for r in remedies]
+RemedyEntry = tuple[str, str, bytes]    # (user_id, remedy_id, the remedy_action record's value)
 
 
 class Keys:
@@ -60,7 +50,7 @@ class Keys:
         ids = list(ids)
         if ids:
             pipe.sadd(self.ledger, *ids)
-        per_user: dict[str, dict[str, str]] = {}
+        per_user: dict[str, dict[str, bytes]] = {}
         for user_id, remedy_id, summary in entries:
             per_user.setdefault(user_id, {})[remedy_id] = summary
         for user_id, fields in per_user.items():
@@ -85,12 +75,8 @@ class Ledger:
         flags = await self.redis.smismember(self.keys.ledger, list(ids))
         return {i for i, f in zip(ids, flags) if f}
 
-    async def record(self, ids: Iterable[str], remedies: Iterable[RemedyAction],
+    async def record(self, ids: Iterable[str], entries: Iterable[RemedyEntry],
                      worker_id: str | None = None) -> None:
-        await self.record_entries(ids, remedy_entries(remedies), worker_id)
-
-    async def record_entries(self, ids: Iterable[str], entries: Iterable[RemedyEntry],
-                             worker_id: str | None = None) -> None:
         await self.keys.stage_record(self.redis.pipeline(transaction=True), ids, entries, worker_id).execute()
 
     async def mark_inflight(self, worker_id: str, now_ms: int) -> None:
@@ -108,9 +94,16 @@ class Ledger:
                 "return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0",
                 1, self.keys.inflight, worker_id, str(ts))
 
-    async def user_remedies(self, user_id: str) -> list[dict]:
-        raw = await self.redis.hgetall(self.keys.user(user_id))
-        return [json.loads(v) for v in raw.values()]
+    async def user_remedies(self, user_id: str) -> list[bytes]:
+        """The user's remedies, as remedy_action record values."""
+        return list((await self.redis.hgetall(self.keys.user(user_id))).values())
+
+    async def users_remedies(self, user_ids: Sequence[str]) -> dict[str, list[bytes]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for u in user_ids:
+            pipe.hgetall(self.keys.user(u))
+        rows = await pipe.execute()
+        return {u: list(raw.values()) for u, raw in zip(user_ids, rows)}
 
     async def count_outcomes(self, topic: str, counts: Mapping[str, int]) -> None:
         if counts:
@@ -138,12 +131,12 @@ class SyncLedger:
     def size(self) -> int:
         return int(self.redis.scard(self.keys.ledger))
 
-    def user_remedies(self, user_id: str) -> list[dict]:
-        raw = self.redis.hgetall(self.keys.user(user_id))
-        return sorted((json.loads(v) for v in raw.values()), key=lambda r: (r["decided_at"], r["remedy_id"]))
+    def user_remedies(self, user_id: str) -> list[bytes]:
+        """The user's remedies, as remedy_action record values."""
+        return list(self.redis.hgetall(self.keys.user(user_id)).values())
 
     def outcomes(self, topic: str) -> dict[str, int]:
         return {k.decode(): int(v) for k, v in self.redis.hgetall(self.keys.outcomes(topic)).items()}
 
-    def record(self, ids: Iterable[str], remedies: Iterable[RemedyAction]) -> None:
-        self.keys.stage_record(self.redis.pipeline(transaction=True), ids, remedy_entries(remedies)).execute()
+    def record(self, ids: Iterable[str], entries: Iterable[RemedyEntry]) -> None:
+        self.keys.stage_record(self.redis.pipeline(transaction=True), ids, entries).execute()

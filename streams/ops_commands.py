@@ -135,7 +135,7 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if fresh and not args.yes:
             _confirm(len(fresh), what)
-        published = job.publish(fresh, fresh_remedies, progress=not args.quiet) if fresh else 0
+        published = job.publish(fresh, progress=not args.quiet) if fresh else 0
         print(f"published {published:,} records ({what}); {already}")
         if fresh_remedies:
             print("\n".join(action_totals(fresh_remedies)))
@@ -198,14 +198,16 @@ def _amount(r: dict) -> str:
 
 def status(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        rows = SyncLedger(settings).user_remedies(args.user_id)
+        raw = SyncLedger(settings).user_remedies(args.user_id)
     except Exception as exc:  # redis errors: one line
         raise ReplayError(f"cannot read the ledger at {settings.redis_url}: {exc}") from None
-    if not rows:
+    if not raw:
         print(f"no remedies recorded for {args.user_id}")
         return 0
+    codec = Codec.from_dir(settings.schemas_dir)
+    rows = sorted((codec.decode("remedy_action", v) for v in raw), key=lambda r: (r["decided_at"], r["remedy_id"]))
     if args.json:
-        records = JsonRecords(Codec.from_dir(settings.schemas_dir))
+        records = JsonRecords(codec)
         for r in rows:
             print(json.dumps(records.to_json("remedy_action", r), sort_keys=True, ensure_ascii=False))
         return 0

@@ -5,7 +5,7 @@ broker acknowledged its record), so re-reading them from the beginning restores 
 - the SET of issued ids, from remedy.actions.v1, remedy.reviews.v1, remedy.notices.v1 and also
   remedy.deadletter.v1 — workers ledger dead-letter ids too, and a restarted worker re-reads the
   whole outage topic, so without them every poison window would be dead-lettered a second time;
-- each user's remedy index, with exactly the JSON the worker writes (`ledger.remedy_summary`).
+- each user's remedy index, with exactly the bytes the worker writes (the record's value).
 
 SADD and HSET are idempotent, so running it twice, or while workers run, is harmless. The
 per-topic outcome counters (`outcomes:<topic>`) count no-ops that left no record anywhere and
@@ -22,7 +22,7 @@ from processors.model import RemedyAction, Source
 
 from .codec import Codec, DecodeError
 from .emitter import DeadLetter
-from .ledger import SyncLedger, remedy_entries
+from .ledger import RemedyEntry, SyncLedger
 from .replay import TopicReader
 from .settings import Settings
 from .topics import ACTIONS, DEADLETTER, NOTICES, REVIEWS
@@ -71,7 +71,7 @@ def rebuild_ledger(settings: Settings, *, dry_run: bool = False, progress: bool 
         for topic in OUTPUT_TOPICS:
             real = settings.topic(topic)
             ids: list[str] = []
-            remedies: list[RemedyAction] = []
+            remedies: list[RemedyEntry] = []
             for raw in reader.read(real, reader.whole(real), f"reading {topic}"):
                 result.records[topic] += 1
                 try:
@@ -85,7 +85,7 @@ def rebuild_ledger(settings: Settings, *, dry_run: bool = False, progress: bool 
                 seen.add(oid)
                 ids.append(oid)
                 if remedy is not None:
-                    remedies.append(remedy)
+                    remedies.append((remedy.user_id, oid, raw.value))
                     users.add(remedy.user_id)
                 if len(ids) >= CHUNK:
                     result.missing += _write(ledger, ids, remedies, dry_run)
@@ -99,13 +99,13 @@ def rebuild_ledger(settings: Settings, *, dry_run: bool = False, progress: bool 
     return result
 
 
-def _write(ledger: SyncLedger, ids: list[str], remedies: list[RemedyAction], dry_run: bool) -> int:
+def _write(ledger: SyncLedger, ids: list[str], remedies: list[RemedyEntry], dry_run: bool) -> int:
     """Ledger the ids and index the remedies; returns how many ids the ledger lacked."""
     if not ids:
         return 0
     if dry_run:
         return len(ids) - len(_call(lambda: ledger.issued(ids)))
-    pipe = ledger.keys.stage_record(ledger.redis.pipeline(transaction=True), ids, remedy_entries(remedies))
+    pipe = ledger.keys.stage_record(ledger.redis.pipeline(transaction=True), ids, remedies)
     return int(_call(pipe.execute)[0])
 
 

@@ -34,7 +34,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from processors.entitlements import decide_entitlement
 from processors.errors import InvalidRecord, MakegoodError
 from processors.model import (DamageReport, Decision, EntitlementState, OutageWindow, RemedyAction,
-                              Source, from_dict)
+                              Source)
 from processors.policy import Policy
 from processors.reports import CaseState, locate_case, triage_report
 from processors.validate import validate_entitlement, validate_report, validate_window
@@ -45,7 +45,7 @@ from .emitter import Batch, Emitter
 from .ledger import SyncLedger
 from .progress import Progress
 from .settings import Settings
-from .topics import ENTITLEMENTS, INPUT_TOPICS, OUTAGES, REPORTS
+from .topics import ACTIONS, ENTITLEMENTS, INPUT_TOPICS, OUTAGES, REPORTS
 
 DEFAULT_MAX_RECORDS = 5_000_000
 DELIVERY_TIMEOUT_S = 60.0
@@ -386,7 +386,7 @@ class Replay:
                 rows = self.ledger.user_remedies(user_id)
             except Exception as exc:  # redis errors: one line, not a traceback
                 raise ReplayError(f"cannot read the ledger at {self.settings.redis_url}: {exc}") from None
-            self._covered[user_id] = [from_dict(RemedyAction, r) for r in rows]
+            self._covered[user_id] = [self.codec.decode_obj("remedy_action", raw) for raw in rows]
         return self._covered[user_id]
 
     def decide(self, ev: Events, policy: Policy) -> tuple[list[Decision], Counter]:
@@ -429,8 +429,9 @@ class Replay:
     def outputs(self, decisions: list[Decision]) -> tuple[list[tuple[str, str, bytes, bytes]], list[RemedyAction]]:
         """(id, logical topic, key, value) in the emitter's order, once per id, and the remedies."""
         emitter = Emitter(self.settings, self.codec, ledger=None)  # type: ignore[arg-type]  # no I/O
-        records, remedies = emitter._records(Batch(decisions=decisions))
-        return records, [r for r, _ in remedies]
+        records, _ = emitter._records(Batch(decisions=decisions))
+        remedies = list({r.remedy_id: r for d in decisions for r in d.remedies}.values())
+        return records, remedies
 
     def issued(self, ids: Sequence[str]) -> set[str]:
         try:
@@ -438,13 +439,11 @@ class Replay:
         except Exception as exc:  # redis errors: one line, not a traceback
             raise ReplayError(f"cannot read the ledger at {self.settings.redis_url}: {exc}") from None
 
-    def publish(self, records: Sequence[tuple[str, str, bytes, bytes]], remedies: Sequence[RemedyAction],
-                *, progress: bool = True) -> int:
+    def publish(self, records: Sequence[tuple[str, str, bytes, bytes]], *, progress: bool = True) -> int:
         """Produce, await every ack, then ledger — chunk by chunk, as the emitter does."""
         producer = Producer({**self.settings.producer_config(), "enable.idempotence": True,
                              "acks": "all", "linger.ms": 20,
                              "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000)})
-        by_id = {r.remedy_id: r for r in remedies}
         done = 0
         with Progress(len(records), "publishing", enabled=progress) as prog:
             for i in range(0, len(records), PUBLISH_CHUNK):
@@ -460,7 +459,8 @@ class Replay:
                                       "entry for the rest, so running the replay again is safe")
                 ids = [c[0] for c in chunk]
                 try:
-                    self.ledger.record(ids, [by_id[x] for x in ids if x in by_id])
+                    self.ledger.record(ids, [(key.decode(), oid, value) for oid, topic, key, value in chunk
+                                             if topic == ACTIONS])
                 except Exception as exc:
                     raise ReplayError(f"records were published but the ledger write failed ({exc}); "
                                       "run `makegood ledger rebuild`") from None

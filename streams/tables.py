@@ -62,8 +62,14 @@ def case_doc(cases: Any, key: bytes, partition: int, touched: Touched) -> dict:
     return json.loads(blob) if blob else new_case_doc(partition)
 
 
-def store_case_docs(cases: Any, touched: Touched) -> None:
+def store_case_docs(cases: Any, touched: Touched) -> list[tuple[str, bytes, bytes, int]]:
+    """Put changed entries in the table; returns their changelog records (topic, key, value,
+    partition) for the caller to produce: the table's serializers are raw, so these are the
+    bytes faust itself would write, and its recovery reads them back unchanged."""
+    topic = cases.changelog_topic.get_topic_name()
+    records = []
     for key, (partition, doc) in touched.items():
         blob = json.dumps(doc, separators=(",", ":")).encode()
         cases.data[key] = blob
-        cases.send_changelog(partition, key, blob)
+        records.append((topic, key, blob, partition))
+    return records
