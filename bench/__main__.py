@@ -1,6 +1,7 @@
 """`python -m bench` (`make bench`): every phase on the local stack, one table, one JSON file.
 
-Phases, each in its own namespace: the Python limit and the Quix peer (baselines), makegood
+Phases, each in its own namespace: the Python limit and the Quix peer (baselines), a faust
+agent doing nothing (a reference: why entitlement states do not go through faust), makegood
 ingest with one worker (and its peak RSS), the sweep with one and two workers, and report
 latency at a steady rate and at rising rates. A phase that fails or times out is recorded with
 what it got and the run goes on; Ctrl-C or SIGTERM stops every child process and still prints
@@ -24,7 +25,7 @@ from . import data, scenarios, table
 from .harness import PhaseTimeout, say, terminate_all
 from .reports import reports
 
-PHASES = ("limit", "peer", "ingest", "reports", "sweep1", "sweep2")
+PHASES = ("limit", "peer", "faust", "ingest", "reports", "sweep1", "sweep2")
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = {
             "limit": lambda: scenarios.python_limit(ctx),
             "peer": lambda: scenarios.quix_peer(ctx),
+            "faust": lambda: scenarios.faust_floor(ctx),
             "ingest": lambda: scenarios.ingest(ctx),
             "sweep1": lambda: scenarios.sweep(ctx, 1),
             "sweep2": lambda: scenarios.sweep(ctx, 2),

@@ -56,7 +56,8 @@ def _run_json(args: list[str], log: Path, timeout: float, what: str) -> dict:
         terminate([p], grace=5)
         raise PhaseTimeout(f"{what} did not finish within {timeout:.0f} s", {"log": str(log)})
     terminate([p])
-    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.startswith("{")]
+    # the JSON line may follow terminal control bytes (faust's spinner) on the same line
+    lines = [ln[ln.index('{"'):] for ln in log.read_text(errors="replace").splitlines() if '{"' in ln]
     if p.returncode != 0 or not lines:
         raise RuntimeError(f"{what} failed ({p.returncode}): {log.read_text(errors='replace')[-1500:]}")
     return json.loads(lines[-1])
@@ -92,6 +93,21 @@ def quix_peer(ctx: Context) -> dict:
                         ns.dir / "peer.log", ctx.timeout + 120, "quix peer")
         if got["events"] < ctx.n:
             got["timed_out"] = f"quix peer: {got['events']:,} of {ctx.n:,} in {ctx.timeout:.0f} s"
+        got["events_per_s"] = got["events"] / got["seconds"] if got.get("seconds") else None
+        return got
+    finally:
+        ns.drop()
+
+
+def faust_floor(ctx: Context) -> dict:
+    """Reference: a faust agent that does nothing, on the same states (bench/faust_floor.py)."""
+    ns = Namespace("faust", ctx.rundir)
+    try:
+        _states(ctx, ns)
+        say("  faust agent, take_events(1000), no work at all ...")
+        got = _run_json(["-m", "bench.faust_floor", "--namespace", ns.name, "--events", str(ctx.n),
+                         "--state-dir", str(ns.dir / "faust-state")],
+                        ns.dir / "faust.log", ctx.timeout + 60, "faust floor")
         got["events_per_s"] = got["events"] / got["seconds"] if got.get("seconds") else None
         return got
     finally:

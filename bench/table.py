@@ -92,6 +92,7 @@ def render(res: dict) -> str:
                  _ratio(limit, peer)))
     rows.append(("baseline: Quix Streams peer (same join, same decisions)", _num(peer, "/s"),
                  _ratio(peer, limit), "1.00x"))
+    thr("reference: a faust agent doing nothing (same states)", _get(res, "faust", "events_per_s"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
              for r in rows]

@@ -1,8 +1,9 @@
 """Entitlement states: a batched consumer of entitlement.states.v1 and the in-memory store it fills.
 
 Why not a faust agent: faust hands every message through its own machinery (two asyncio tasks
-per message in the fetcher, the conductor, the stream), which tops out near 4,500 events/s on
-the bench machine with an agent that does nothing at all (bench/README.md, "ingest ceiling").
+per message in the fetcher, then the conductor and the stream), which tops out near 5,000
+events/s on a 2-core machine with an agent that does nothing at all (`python -m bench --only
+faust`, bench/faust_floor.py).
 Entitlement states are the high-volume input (tens of millions of users), so they are read
 with librdkafka in batches of up to BATCH records instead. Damage reports, which come at
 human rates, stay on a faust agent.
