@@ -36,7 +36,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from processors.model import EntitlementState
 
-from .codec import Codec, DecodeError
+from .codec import Codec
 from .settings import Settings
 from .tables import UNKNOWN_UPDATED_AT, entitlement_header, entitlement_raw, pack_entitlement
 from .topics import ENTITLEMENTS
@@ -102,26 +102,32 @@ def restore_partition_states(store: StateStore, messages: Sequence[Any], found: 
         if prev is None:
             found[key] = pack_entitlement(partition, offset, UNKNOWN_UPDATED_AT, value)
             continue
-        try:   # seen twice: decide which one stands, as the live path would have
-            ent = store.codec.decode_obj("entitlement_state", value)
-            store.validate(ent, store.policy)
-        except Exception:  # noqa: BLE001 - dead-lettered when first consumed; the older one stands
+        # seen twice: decide which one stands, as the live path would have (it never stored an
+        # invalid state, and a newer updated_at wins)
+        ent = _valid(store, value)
+        if ent is None:
             continue
-        try:
-            prev_ts = store.updated_at(prev)
-        except DecodeError:
-            prev_ts = UNKNOWN_UPDATED_AT    # the older record was poison: replace it
-        if prev_ts <= ent.updated_at:
+        prev_ent = _valid(store, entitlement_raw(prev))
+        if prev_ent is None or prev_ent.updated_at <= ent.updated_at:
             found[key] = pack_entitlement(partition, offset, ent.updated_at, value)
+
+
+def _valid(store: StateStore, raw: bytes) -> EntitlementState | None:
+    try:
+        ent = store.codec.decode_obj("entitlement_state", raw)
+        store.validate(ent, store.policy)
+        return ent
+    except Exception:  # noqa: BLE001 - poison or invalid: it was dead-lettered when first consumed
+        return None
 
 
 class StateConsumer:
     """The entitlement group member of one worker: consume -> handle -> commit, batch by batch.
 
     `on_assign(partitions, kept, restored)` (kept: partitions whose stored states are still
-    current; restored: states read back for the others) and `on_revoke(partitions)` are coroutines run on the
-    event loop; `handle(messages)` processes one batch (and returns only when its outputs are
-    ledgered)."""
+    current; restored: states read back for the others) and `on_revoke(partitions)` are
+    coroutines run on the event loop; `handle(messages)` processes one batch (and returns only
+    when its outputs are ledgered)."""
 
     def __init__(self, settings: Settings, store: StateStore,
                  on_assign: Callable[[set[int], set[int], dict[bytes, bytes]], Any],

@@ -53,6 +53,13 @@ def test_an_invalid_or_undecodable_record_never_replaces_a_valid_one(store):
     assert entitlement_header(found[b"e1"])[1] == 1
 
 
+def test_an_invalid_state_stored_alone_gives_way_to_a_valid_one(store):
+    bad = ent(entitlement_id="e1", price_krw=-5)
+    good = dataclasses.replace(bad, price_krw=4900, updated_at=bad.updated_at - 60_000)
+    found = _restore(store, [_rec(store, bad, 1), _rec(store, good, 2)])
+    assert entitlement_header(found[b"e1"])[1] == 2
+
+
 def test_a_tombstone_removes_the_key_and_a_keyless_record_is_ignored(store):
     e = ent(entitlement_id="e1")
     found = _restore(store, [_rec(store, e, 1), (b"e1", None, 3, 2), (None, b"x", 3, 3)])
