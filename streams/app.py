@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import time
@@ -39,6 +40,7 @@ from processors.validate import validate_entitlement, validate_report
 from .catchup import reconcile_inflight, retriage_unseen_reports
 from .codec import Codec, DecodeError
 from .emitter import Batch, DeadLetter, Emitter, retry_forever
+from .faust_fetch import shorten_fetch_wait
 from .incidents import IncidentFeed
 from .ledger import Ledger
 from .settings import Settings
@@ -83,6 +85,7 @@ class Pipeline:
     # ------------------------------------------------------------------ faust wiring
 
     def _build_app(self) -> faust.App:
+        shorten_fetch_wait()
         s = self.settings
         n_rep = self.specs[REPORTS].partitions
         app = faust.App(
@@ -252,6 +255,11 @@ class Pipeline:
 
     async def _sweeper(self) -> None:
         await self.feed.caught_up.wait()
+        # Everything faust, aiokafka and the libraries built at start-up lives as long as the
+        # worker: keep it out of the cyclic GC's full collections, which otherwise walked it
+        # all every few seconds under load (54-91 ms pauses at 1,000 reports/s, measured with
+        # gc.callbacks), straight into report latency.
+        gc.freeze()
         while True:
             await self.sweep_wanted.wait()
             self.sweep_wanted.clear()
