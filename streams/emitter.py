@@ -121,7 +121,7 @@ class AsyncProducer:
 
     def __init__(self, settings: Settings):
         self._p = Producer(settings.producer_config(**{
-            "enable.idempotence": True, "acks": "all", "linger.ms": 5, "batch.size": 1 << 20,
+            "enable.idempotence": True, "acks": "all", "linger.ms": 1, "batch.size": 1 << 20,
             "queue.buffering.max.messages": 500_000, "message.timeout.ms": 120_000}))
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="producer-poll", daemon=True)
@@ -239,10 +239,11 @@ class Emitter:
             await retry_forever("in-flight mark", lambda: self.ledger.mark_inflight(worker, int(time.time() * 1000)))
             await retry_forever("produce", lambda: self._produce(fresh))
             new_ids = [r[0] for r in fresh]
-            await retry_forever("ledger write", lambda: self.ledger.record(new_ids, remedies, worker))
+            counts = (outcome_topic, batch.outcomes) if outcome_topic and batch.outcomes else None
+            await retry_forever("ledger write", lambda: self.ledger.record(new_ids, remedies, worker, counts))
             for _, topic, _, _ in fresh:
                 self.published[topic] += 1
-        if outcome_topic and batch.outcomes:
+        elif outcome_topic and batch.outcomes:
             await retry_forever("outcome counters",
                                 lambda: self.ledger.count_outcomes(outcome_topic, batch.outcomes))
         return len(fresh)

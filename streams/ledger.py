@@ -76,8 +76,13 @@ class Ledger:
         return {i for i, f in zip(ids, flags) if f}
 
     async def record(self, ids: Iterable[str], entries: Iterable[RemedyEntry],
-                     worker_id: str | None = None) -> None:
-        await self.keys.stage_record(self.redis.pipeline(transaction=True), ids, entries, worker_id).execute()
+                     worker_id: str | None = None, outcomes: tuple[str, Mapping[str, int]] | None = None) -> None:
+        """Ledger ids and index remedies (and clear the worker's in-flight mark, and count a
+        batch's outcomes) in one transaction: one round trip per batch."""
+        pipe = self.keys.stage_record(self.redis.pipeline(transaction=True), ids, entries, worker_id)
+        if outcomes is not None:
+            self._stage_outcomes(pipe, *outcomes)
+        await pipe.execute()
 
     async def mark_inflight(self, worker_id: str, now_ms: int) -> None:
         """Before producing: keep the earliest time this worker has records not yet ledgered."""
@@ -105,11 +110,14 @@ class Ledger:
         rows = await pipe.execute()
         return {u: list(raw.values()) for u, raw in zip(user_ids, rows)}
 
+    def _stage_outcomes(self, pipe, topic: str, counts: Mapping[str, int]) -> None:
+        for outcome, n in counts.items():
+            pipe.hincrby(self.keys.outcomes(topic), outcome, n)
+
     async def count_outcomes(self, topic: str, counts: Mapping[str, int]) -> None:
         if counts:
             pipe = self.redis.pipeline(transaction=False)
-            for outcome, n in counts.items():
-                pipe.hincrby(self.keys.outcomes(topic), outcome, n)
+            self._stage_outcomes(pipe, topic, counts)
             await pipe.execute()
 
 
