@@ -290,8 +290,10 @@ class Pipeline:
         owned = set(self.owned[ENTITLEMENTS])
         if not owned or not self.feed.histories:
             return 0
-        items = [(k, v) for k, v in list(self.states.data.items())
-                 if entitlement_header(v)[0] in owned]
+        # keys only: a list of 1M (key, blob) tuples is 1M more objects for the GC to walk,
+        # and reading each blob when its turn comes decides the latest state stored
+        data = self.states.data
+        items = [k for k, v in list(data.items()) if entitlement_header(v)[0] in owned]
         topic = self.settings.topic(ENTITLEMENTS)
         produced = 0
         for i in range(0, len(items), SWEEP_CHUNK):
@@ -303,9 +305,12 @@ class Pipeline:
             batch = Batch()
             async with self.lock:
                 owned_now = self.owned[ENTITLEMENTS]
-                for j, (key, blob) in enumerate(items[i:i + SWEEP_CHUNK]):
+                for j, key in enumerate(items[i:i + SWEEP_CHUNK]):
                     if j % SWEEP_SLICE == 0:
                         await asyncio.sleep(0)     # the previous chunk's emit moves on meanwhile
+                    blob = data.get(key)
+                    if blob is None:
+                        continue       # deleted (tombstone) or revoked meanwhile
                     partition, offset, _ = entitlement_header(blob)
                     raw = entitlement_raw(blob)
                     if partition not in owned_now:
