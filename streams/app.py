@@ -21,6 +21,7 @@ retried in place.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import json
@@ -45,6 +46,7 @@ from .incidents import IncidentFeed
 from .ledger import Ledger
 from .settings import Settings
 from .states import StateConsumer, StateStore
+from .sweeppool import SweepPool
 from .tables import (Touched, case_doc, case_from_json, case_to_json, entitlement_header, entitlement_raw,
                      pending_entry, store_case_docs)
 from .topics import ENTITLEMENTS, OUTAGES, REPORTS, RETRIAGE, load_topic_specs
@@ -69,6 +71,8 @@ class Pipeline:
                                  self.specs[OUTAGES].partitions)
         self.owned: dict[str, set[int]] = {ENTITLEMENTS: set(), REPORTS: set()}
         self.states = StateStore(self.codec, self.policy, validate_entitlement)
+        self.sweep_pool = (SweepPool(settings.sweep_processes, settings.schemas_dir, self.policy)
+                           if settings.sweep_processes > 0 else None)
         self.state_consumer = StateConsumer(settings, self.states, self._on_states_assigned,
                                             self._on_states_revoked, self.handle_entitlements)
         self.lock = asyncio.Lock()          # decisions and ledger writes of this worker, one at a time
@@ -118,6 +122,8 @@ class Pipeline:
 
     async def _run_services(self, app: Any = None) -> None:
         await self.emitter.start()
+        if self.sweep_pool is not None:
+            await self.sweep_pool.start()
         feed = asyncio.ensure_future(self.feed.run())
         sweeper = asyncio.ensure_future(self._sweeper())
         states = asyncio.ensure_future(self._consume_states())
@@ -132,6 +138,8 @@ class Pipeline:
             await asyncio.gather(*tasks, return_exceptions=True)
             if self._emitting is not None:      # a sweep chunk's records: ledger them before stopping
                 await asyncio.wait([self._emitting], timeout=30)
+            if self.sweep_pool is not None:
+                self.sweep_pool.close()
             await self.emitter.stop()
             await self.ledger.close()
 
@@ -295,6 +303,8 @@ class Pipeline:
         data = self.states.data
         items = [k for k, v in list(data.items()) if entitlement_header(v)[0] in owned]
         topic = self.settings.topic(ENTITLEMENTS)
+        if self.sweep_pool is not None:
+            return await self._sweep_in_pool(items, topic)
         produced = 0
         for i in range(0, len(items), SWEEP_CHUNK):
             if self.catch_up_due:       # a new assignment: catch up first, then sweep again
@@ -333,6 +343,37 @@ class Pipeline:
         produced += await self.settle()
         self.sweeps_done += 1
         log.info("sweep %d: %d entitlements, %d records published", self.sweeps_done, len(items), produced)
+        return produced
+
+    async def _sweep_in_pool(self, keys: list[bytes], topic: str) -> int:
+        """The sweep with its decisions made in helper processes (sweeppool.py): chunks are
+        decided ahead, a few at a time, and published in order, one emit at a time."""
+        assert self.sweep_pool is not None
+        data = self.states.data
+        histories = list(self.feed.histories.values())
+        ahead = self.sweep_pool.processes + 1
+        pending: collections.deque[asyncio.Future] = collections.deque()
+        produced = 0
+        i = 0
+        while i < len(keys) or pending:
+            while i < len(keys) and len(pending) < ahead and not self.catch_up_due:
+                owned_now = self.owned[ENTITLEMENTS]
+                blobs = [b for k in keys[i:i + SWEEP_CHUNK]
+                         if (b := data.get(k)) is not None and entitlement_header(b)[0] in owned_now]
+                pending.append(self.sweep_pool.submit(histories, topic, blobs))
+                i += SWEEP_CHUNK
+            if not pending:
+                break
+            records, remedies = await pending.popleft()
+            async with self.exclusive():
+                produced += await self.emitter.emit_encoded(records, remedies)
+        if i < len(keys):       # a new assignment: catch up first, then sweep again
+            self.sweep_due = True
+            log.info("sweep interrupted by a new assignment after %d of %d entitlements", i, len(keys))
+            return produced
+        self.sweeps_done += 1
+        log.info("sweep %d: %d entitlements in %d processes, %d records published",
+                 self.sweeps_done, len(keys), self.sweep_pool.processes, produced)
         return produced
 
     async def request_retriage(self) -> None:

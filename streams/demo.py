@@ -70,8 +70,8 @@ class WorkerPool:
         self.logdir = logdir
         self.procs: list[subprocess.Popen] = []
 
-    def start(self, n: int) -> None:
-        env = dict(os.environ, MAKEGOOD_NAMESPACE=self.settings.namespace, PYTHONUNBUFFERED="1")
+    def start(self, n: int, env: dict[str, str] | None = None) -> None:
+        env = dict(os.environ, **(env or {}), MAKEGOOD_NAMESPACE=self.settings.namespace, PYTHONUNBUFFERED="1")
         for _ in range(n):
             log = open(self.logdir / f"worker-{len(self.procs)}.log", "wb")
             self.procs.append(subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,

@@ -69,6 +69,57 @@ class Batch:
         self.outcomes[f"dead-letter:{dl.stage.lower()}"] += 1
 
 
+Record = tuple[str, str, bytes, bytes]      # (output id, logical topic, key, value)
+
+
+def batch_outputs(batch: Batch) -> list[tuple[str, str, str, Any]]:
+    """(id, logical topic, key, record) for every output in the batch, in a stable order, once
+    each. Nothing is encoded yet: ids the ledger already has never are."""
+    out: list[tuple[str, str, str, Any]] = []
+    seen: set[str] = set()
+
+    def add(oid: str, topic: str, key: str, record: Any) -> None:
+        if oid not in seen:
+            seen.add(oid)
+            out.append((oid, topic, key, record))
+
+    for d in batch.decisions:
+        for r in d.remedies:
+            add(r.remedy_id, ACTIONS, r.user_id, r)
+        for c in d.reviews:
+            add(c.review_id, REVIEWS, c.case_id, c)
+        for n in d.notices:
+            add(n.notice_id, NOTICES, n.user_id, n)
+    for dl in batch.dead:
+        add(dl.id, DEADLETTER, (dl.key or b"").decode("utf-8", "replace"), dl)
+    return out
+
+
+def encode_outputs(codec: Codec, outputs: Sequence[tuple[str, str, str, Any]]
+                   ) -> tuple[list[Record], list[RemedyEntry]]:
+    """Records for the outputs, and the ledger's index entries of the remedies among them (the
+    same bytes)."""
+    records: list[Record] = []
+    remedies: list[RemedyEntry] = []
+    encode, encode_obj = codec.encode, codec.encode_obj
+    for oid, topic, key, rec in outputs:
+        if topic == ACTIONS:
+            value = encode_obj("remedy_action", rec)
+            remedies.append((rec.user_id, oid, value))
+        elif topic == REVIEWS:
+            value = encode_obj("review_case", rec)
+        elif topic == NOTICES:
+            value = encode_obj("user_notice", rec)
+        else:
+            value = encode("dead_letter", {
+                "source_topic": rec.source.topic, "source_partition": rec.source.partition,
+                "source_offset": rec.source.offset, "key": rec.key, "value": rec.value,
+                "stage": rec.stage, "error_class": rec.error_class,
+                "error_message": rec.error_message[:2000], "failed_at": int(time.time() * 1000)})
+        records.append((oid, topic, key.encode(), value))
+    return records, remedies
+
+
 async def retry_forever(what: str, op: Callable[[], Awaitable[T]]) -> T:
     """Infrastructure failures (broker, Redis) are waited out, never turned into lost records."""
     delay = 0.2
@@ -173,82 +224,43 @@ class Emitter:
             await asyncio.get_running_loop().run_in_executor(None, self.producer.close)
             self.producer = None
 
-    @staticmethod
-    def _outputs(batch: Batch) -> list[tuple[str, str, str, Any]]:
-        """(id, logical topic, key, record) for every output in the batch, in a stable order,
-        once each. Nothing is encoded yet: ids the ledger already has never are."""
-        out: list[tuple[str, str, str, Any]] = []
-        seen: set[str] = set()
-
-        def add(oid: str, topic: str, key: str, record: Any) -> None:
-            if oid not in seen:
-                seen.add(oid)
-                out.append((oid, topic, key, record))
-
-        for d in batch.decisions:
-            for r in d.remedies:
-                add(r.remedy_id, ACTIONS, r.user_id, r)
-            for c in d.reviews:
-                add(c.review_id, REVIEWS, c.case_id, c)
-            for n in d.notices:
-                add(n.notice_id, NOTICES, n.user_id, n)
-        for dl in batch.dead:
-            add(dl.id, DEADLETTER, (dl.key or b"").decode("utf-8", "replace"), dl)
-        return out
-
-    def _encode(self, outputs: Sequence[tuple[str, str, str, Any]]
-                ) -> tuple[list[tuple[str, str, bytes, bytes]], list[RemedyEntry]]:
-        """(id, topic, key, value) records, and the ledger's index entries of the remedies among
-        them (the same bytes)."""
-        records: list[tuple[str, str, bytes, bytes]] = []
-        remedies: list[RemedyEntry] = []
-        encode, encode_obj = self.codec.encode, self.codec.encode_obj
-        for oid, topic, key, rec in outputs:
-            if topic == ACTIONS:
-                value = encode_obj("remedy_action", rec)
-                remedies.append((rec.user_id, oid, value))
-            elif topic == REVIEWS:
-                value = encode_obj("review_case", rec)
-            elif topic == NOTICES:
-                value = encode_obj("user_notice", rec)
-            else:
-                value = encode("dead_letter", {
-                    "source_topic": rec.source.topic, "source_partition": rec.source.partition,
-                    "source_offset": rec.source.offset, "key": rec.key, "value": rec.value,
-                    "stage": rec.stage, "error_class": rec.error_class,
-                    "error_message": rec.error_message[:2000], "failed_at": int(time.time() * 1000)})
-            records.append((oid, topic, key.encode(), value))
-        return records, remedies
-
-    def _records(self, batch: Batch) -> tuple[list[tuple[str, str, bytes, bytes]], list[RemedyEntry]]:
-        """Every output of the batch encoded, ledger or not (replay's dry runs show them all)."""
-        return self._encode(self._outputs(batch))
-
     async def emit(self, batch: Batch, *, outcome_topic: str | None = None) -> int:
         """Publish what the ledger has not seen; returns how many records were produced."""
         async with self._serial:
             return await self._emit(batch, outcome_topic)
 
+    async def emit_encoded(self, records: Sequence[Record], remedies: Sequence[RemedyEntry]) -> int:
+        """Publish records encoded elsewhere (a sweep process) that the ledger has not seen."""
+        async with self._serial:
+            ids = [r[0] for r in records]
+            already = await retry_forever("ledger check", lambda: self.ledger.issued(ids)) if ids else set()
+            fresh = [r for r in records if r[0] not in already]
+            return await self._publish(fresh, [e for e in remedies if e[1] not in already], None, None)
+
     async def _emit(self, batch: Batch, outcome_topic: str | None) -> int:
-        outputs = self._outputs(batch)
+        outputs = batch_outputs(batch)
         ids = [o[0] for o in outputs]
         already = await retry_forever("ledger check", lambda: self.ledger.issued(ids)) if ids else set()
-        fresh, remedies = self._encode([o for o in outputs if o[0] not in already])
+        fresh, remedies = encode_outputs(self.codec, [o for o in outputs if o[0] not in already])
+        return await self._publish(fresh, remedies, outcome_topic, batch.outcomes)
+
+    async def _publish(self, fresh: Sequence[Record], remedies: Sequence[RemedyEntry],
+                       outcome_topic: str | None, outcomes: Counter | None) -> int:
+        """In-flight mark, produce, broker ack, ledger write (+ outcome counters)."""
         if fresh:
             worker = self.settings.worker_id
             await retry_forever("in-flight mark", lambda: self.ledger.mark_inflight(worker, int(time.time() * 1000)))
             await retry_forever("produce", lambda: self._produce(fresh))
             new_ids = [r[0] for r in fresh]
-            counts = (outcome_topic, batch.outcomes) if outcome_topic and batch.outcomes else None
+            counts = (outcome_topic, outcomes) if outcome_topic and outcomes else None
             await retry_forever("ledger write", lambda: self.ledger.record(new_ids, remedies, worker, counts))
             for _, topic, _, _ in fresh:
                 self.published[topic] += 1
-        elif outcome_topic and batch.outcomes:
-            await retry_forever("outcome counters",
-                                lambda: self.ledger.count_outcomes(outcome_topic, batch.outcomes))
+        elif outcome_topic and outcomes:
+            await retry_forever("outcome counters", lambda: self.ledger.count_outcomes(outcome_topic, outcomes))
         return len(fresh)
 
-    async def _produce(self, records: Sequence[tuple[str, str, bytes, bytes]]) -> None:
+    async def _produce(self, records: Sequence[Record]) -> None:
         assert self.producer is not None
         topics = self.topic
         await self.producer.send_batch([(topics[topic], key, value, None) for _, topic, key, value in records])

@@ -18,7 +18,7 @@ What "current state" means per topic — read from the topics themselves, not fr
   (from the topic's start up to the range) through triage_report without emitting, then the
   range's reports triaged; "already covered" comes from the ledger's user index, as live.
 
-Outputs go through the emitter's own ordering (`Emitter._records`) so a replay produces the same
+Outputs go through the emitter's own ordering (`emitter.batch_outputs`) so a replay produces the same
 records, byte for byte, as the worker would have; only ids the ledger lacks are published.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ from processors.validate import validate_entitlement, validate_report, validate_
 from processors.windows import IncidentHistory
 
 from .codec import Codec, DecodeError
-from .emitter import Batch, Emitter
+from .emitter import Batch, batch_outputs, encode_outputs
 from .ledger import SyncLedger
 from .progress import Progress
 from .settings import Settings
@@ -428,8 +428,7 @@ class Replay:
 
     def outputs(self, decisions: list[Decision]) -> tuple[list[tuple[str, str, bytes, bytes]], list[RemedyAction]]:
         """(id, logical topic, key, value) in the emitter's order, once per id, and the remedies."""
-        emitter = Emitter(self.settings, self.codec, ledger=None)  # type: ignore[arg-type]  # no I/O
-        records, _ = emitter._records(Batch(decisions=decisions))
+        records, _ = encode_outputs(self.codec, batch_outputs(Batch(decisions=decisions)))
         remedies = list({r.remedy_id: r for d in decisions for r in d.remedies}.values())
         return records, remedies
 

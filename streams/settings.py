@@ -34,6 +34,8 @@ class Settings:
     namespace: str = ""
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     state_dir: Path = ROOT / ".stack"
+    # helper processes a worker decides its sweeps in (0: in the worker itself); sweeppool.py
+    sweep_processes: int = 0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
@@ -50,6 +52,8 @@ class Settings:
             values["namespace"] = env["MAKEGOOD_NAMESPACE"]
         if env.get("MAKEGOOD_STATE_DIR"):
             values["state_dir"] = Path(env["MAKEGOOD_STATE_DIR"])
+        if env.get("MAKEGOOD_SWEEP_PROCESSES"):
+            values["sweep_processes"] = int(env["MAKEGOOD_SWEEP_PROCESSES"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(s, **values)
 

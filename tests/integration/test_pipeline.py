@@ -121,6 +121,16 @@ def test_two_workers_give_the_same_result_as_one(settings, codec, workers, polic
     assert len(logs) == 2 and all("assigned entitlement partitions" in log for log in logs)
 
 
+def test_a_sweep_decided_in_helper_processes_gives_the_same_result(settings, codec, workers, policy):
+    workers.start(1, env={"MAKEGOOD_SWEEP_PROCESSES": "2"})
+    pub = kit.Published()
+    kit.publish(settings, codec, "entitlement.states.v1", kit.entitlements(3_000, seed=5), pub)
+    _wait_outcomes(settings, "entitlement.states.v1", 3_000)
+    kit.publish(settings, codec, "outage.windows.v1", kit.windows(), pub)
+    _assert_same_remedies(settings, codec, _oracle(policy, pub).remedies, workers)
+    assert "in 2 processes" in workers.logs()
+
+
 def test_sigkill_mid_sweep_loses_nothing_and_ledgers_each_id_once(settings, codec, workers, policy):
     n = 20_000
     workers.start(1)

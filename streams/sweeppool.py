@@ -1,0 +1,100 @@
+"""Deciding a sweep in helper processes: one worker, more than one core.
+
+A sweep re-decides every stored entitlement of the worker's partitions when a window changes.
+Per entitlement that is pure CPU (decode, validate, decide, encode the outputs: ~45 us in
+Python), and processors/ is pure, so chunks of stored records can be decided in other
+processes. The worker keeps everything that touches Kafka and Redis: it hands out chunks of raw
+records, and publishes each chunk's encoded outputs through the emitter in chunk order (ledger
+check, in-flight mark, produce, ack, ledger write, one emit at a time), so the guarantee is the
+one every other path gives.
+
+Off by default (`MAKEGOOD_SWEEP_PROCESSES=0`): a machine that runs several workers already uses
+its cores. Processes are started with `spawn` (the worker has librdkafka and faust threads, which
+a forked child must not inherit) when the worker starts; they exit with the worker.
+"""
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Sequence
+
+from processors.entitlements import decide_entitlement
+from processors.errors import InvalidRecord
+from processors.model import Source
+from processors.policy import Policy
+from processors.validate import validate_entitlement
+from processors.windows import IncidentHistory
+
+from .codec import Codec, DecodeError
+from .emitter import Batch, Record, batch_outputs, encode_outputs
+from .ledger import RemedyEntry
+from .tables import entitlement_header, entitlement_raw
+
+_codec: Codec | None = None
+_policy: Policy | None = None
+
+
+def _init(schemas_dir: str, policy: Policy) -> None:
+    global _codec, _policy
+    _codec = Codec.from_dir(Path(schemas_dir))
+    _policy = policy
+
+
+def decide_chunk(codec: Codec, policy: Policy, histories: Sequence[IncidentHistory], topic: str,
+                 blobs: Sequence[bytes]) -> tuple[list[Record], list[RemedyEntry]]:
+    """The encoded outputs owed to a chunk of stored entitlements (tables.pack_entitlement
+    blobs) under the given incident histories. Invalid stored records are skipped: they were
+    dead-lettered when first consumed."""
+    batch = Batch()
+    for blob in blobs:
+        partition, offset, _ = entitlement_header(blob)
+        try:
+            ent = codec.decode_obj("entitlement_state", entitlement_raw(blob))
+            validate_entitlement(ent, policy)
+        except (DecodeError, InvalidRecord):
+            continue
+        source = Source(topic, partition, offset)
+        for history in histories:
+            d = decide_entitlement(policy, history, ent, source)
+            if d.remedies or d.notices:
+                batch.decisions.append(d)
+    return encode_outputs(codec, batch_outputs(batch))
+
+
+def _ready() -> bool:
+    return _codec is not None
+
+
+def _decide_in_child(histories: Sequence[IncidentHistory], topic: str,
+                     blobs: Sequence[bytes]) -> tuple[list[Record], list[RemedyEntry]]:
+    assert _codec is not None and _policy is not None
+    return decide_chunk(_codec, _policy, histories, topic, blobs)
+
+
+class SweepPool:
+    def __init__(self, processes: int, schemas_dir: Path, policy: Policy):
+        self.processes = processes
+        self._args = (str(schemas_dir), policy)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _ensure(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_init, initargs=self._args)
+        return self._pool
+
+    async def start(self) -> None:
+        """Spawn the processes now (about a second each here), not in the first sweep."""
+        pool = self._ensure()
+        await asyncio.gather(*(asyncio.wrap_future(pool.submit(_ready)) for _ in range(self.processes)))
+
+    def submit(self, histories: Sequence[IncidentHistory], topic: str,
+               blobs: Sequence[bytes]) -> asyncio.Future:
+        return asyncio.wrap_future(self._ensure().submit(_decide_in_child, list(histories), topic, list(blobs)))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
