@@ -2,7 +2,8 @@
 
 Phases, each in its own namespace: the Python limit and the Quix peer (baselines), a faust
 agent doing nothing (a reference: why entitlement states do not go through faust), makegood
-ingest with one worker (and its peak RSS), the sweep with one and two workers, and report
+ingest with one worker (and its peak RSS), the sweep with one worker (deciding in itself, then
+in two helper processes: MAKEGOOD_SWEEP_PROCESSES) and with two workers, and report
 latency at a steady rate and at rising rates. A phase that fails or times out is recorded with
 what it got and the run goes on; Ctrl-C or SIGTERM stops every child process and still prints
 and saves what was measured.
@@ -25,7 +26,8 @@ from . import data, scenarios, table
 from .harness import PhaseTimeout, say, terminate_all
 from .reports import reports
 
-PHASES = ("limit", "peer", "faust", "ingest", "reports", "sweep1", "sweep2")
+PHASES = ("limit", "peer", "faust", "ingest", "reports", "sweep1", "sweep1p", "sweep2")
+SWEEP_PROCESSES = 2     # helper processes of the one-worker sweep in phase sweep1p (this machine: 2 cores)
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -89,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             "faust": lambda: scenarios.faust_floor(ctx),
             "ingest": lambda: scenarios.ingest(ctx),
             "sweep1": lambda: scenarios.sweep(ctx, 1),
+            "sweep1p": lambda: scenarios.sweep(ctx, 1, SWEEP_PROCESSES),
             "sweep2": lambda: scenarios.sweep(ctx, 2),
             "reports": lambda: reports(ctx, a.report_rate, a.report_seconds, steps, a.step_seconds),
         }

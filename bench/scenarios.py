@@ -154,16 +154,18 @@ def ingest(ctx: Context) -> dict:
         ns.drop()
 
 
-def sweep(ctx: Context, n_workers: int) -> dict:
-    """Window CLOSED -> last remedy ledgered, for N states stored while the window was OPEN."""
-    ns = Namespace(f"sweep{n_workers}", ctx.rundir)
+def sweep(ctx: Context, n_workers: int, processes: int = 0) -> dict:
+    """Window CLOSED -> last remedy ledgered, for N states stored while the window was OPEN;
+    with `processes`, each worker decides its sweep in that many helper processes."""
+    label = f"sweep{n_workers}" + (f"p{processes}" if processes else "")
+    ns = Namespace(label, ctx.rundir)
     workers = None
     prof = None
     ents = ctx.ents.head(ctx.sweep_n or ctx.n)
     n = len(ents)
-    result: dict = {"entitlements": n, "workers": n_workers}
+    result: dict = {"entitlements": n, "workers": n_workers, "sweep_processes": processes}
     try:
-        workers = Workers(ns, n_workers)
+        workers = Workers(ns, n_workers, {"MAKEGOOD_SWEEP_PROCESSES": str(processes)})
         workers.wait_assigned(ns_partitions(ns))
         opened, closed = data.windows()
         _windows(ctx, ns, opened)
@@ -175,7 +177,7 @@ def sweep(ctx: Context, n_workers: int) -> dict:
         expected = before + ents.outputs_earned(ctx.policy, (opened, closed))
         result["expected_outputs"] = expected - before
         if ctx.profile and n_workers == 1:
-            prof = Profiler(workers.pids[0], ctx.results / f"{ctx.tag}-profile-sweep{n_workers}")
+            prof = Profiler(workers.pids[0], ctx.results / f"{ctx.tag}-profile-{label}")
         say(f"  window CLOSED: expecting {expected - before:,} remedies and notices")
         t0 = time.monotonic()
         _windows(ctx, ns, closed)
@@ -189,7 +191,8 @@ def sweep(ctx: Context, n_workers: int) -> dict:
         return result
     finally:
         if prof is not None:
-            result["profile"] = _keep(prof.stop(f"makegood worker, sweep of {n:,} states, 1 worker"))
+            result["profile"] = _keep(prof.stop(f"makegood worker, sweep of {n:,} states, 1 worker"
+                                                + (f" ({processes} sweep processes, not sampled)" if processes else "")))
         if workers is not None:
             workers.stop()
         ns.drop()
