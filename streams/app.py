@@ -27,7 +27,7 @@ import gc
 import json
 import logging
 import time
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, AsyncIterator, Iterable, Sequence
 
 import faust
 
@@ -46,8 +46,8 @@ from .incidents import IncidentFeed
 from .ledger import Ledger
 from .settings import Settings
 from .states import StateConsumer, StateStore
-from .sweeppool import SweepPool
-from .tables import (Touched, case_doc, case_from_json, case_to_json, entitlement_header, entitlement_raw,
+from .sweeppool import SweepPool, decide_stored
+from .tables import (Touched, case_doc, case_from_json, case_to_json, entitlement_header,
                      pending_entry, store_case_docs)
 from .topics import ENTITLEMENTS, OUTAGES, REPORTS, RETRIAGE, load_topic_specs
 
@@ -300,8 +300,7 @@ class Pipeline:
             return 0
         # keys only: a list of 1M (key, blob) tuples is 1M more objects for the GC to walk,
         # and reading each blob when its turn comes decides the latest state stored
-        data = self.states.data
-        items = [k for k, v in list(data.items()) if entitlement_header(v)[0] in owned]
+        items = [k for k, v in list(self.states.data.items()) if entitlement_header(v)[0] in owned]
         topic = self.settings.topic(ENTITLEMENTS)
         if self.sweep_pool is not None:
             return await self._sweep_in_pool(items, topic)
@@ -314,28 +313,11 @@ class Pipeline:
                 return produced
             batch = Batch()
             async with self.lock:
-                owned_now = self.owned[ENTITLEMENTS]
-                for j, key in enumerate(items[i:i + SWEEP_CHUNK]):
-                    if j % SWEEP_SLICE == 0:
-                        await asyncio.sleep(0)     # the previous chunk's emit moves on meanwhile
-                    blob = data.get(key)
-                    if blob is None:
-                        continue       # deleted (tombstone) or revoked meanwhile
-                    partition, offset, _ = entitlement_header(blob)
-                    raw = entitlement_raw(blob)
-                    if partition not in owned_now:
-                        continue       # revoked mid-sweep: the new owner sweeps it
-                    try:
-                        # restored states were stored undecoded: invalid ones are skipped here
-                        # (they were dead-lettered when first consumed)
-                        ent = self.codec.decode_obj("entitlement_state", raw)
-                        validate_entitlement(ent, self.policy)
-                    except (DecodeError, InvalidRecord):
-                        continue
-                    try:
-                        self.decide_entitlement_all(ent, Source(topic, partition, offset), batch)
-                    except Exception:  # noqa: BLE001 - one bad decision must not stop the sweep
-                        log.exception("sweep: entitlement %r failed", key)
+                blobs = self._owned_blobs(items[i:i + SWEEP_CHUNK])
+                histories = list(self.feed.histories.values())
+                for j in range(0, len(blobs), SWEEP_SLICE):
+                    await asyncio.sleep(0)     # the previous chunk's emit moves on meanwhile
+                    decide_stored(self.codec, self.policy, histories, topic, blobs[j:j + SWEEP_SLICE], batch)
                 # One emit in flight at a time, so in-flight marks and ledger checks stay as
                 # they were; deciding the next chunk overlaps this one's broker and Redis waits.
                 produced += await self.settle()
@@ -345,11 +327,16 @@ class Pipeline:
         log.info("sweep %d: %d entitlements, %d records published", self.sweeps_done, len(items), produced)
         return produced
 
+    def _owned_blobs(self, keys: Sequence[bytes]) -> list[bytes]:
+        """The stored states of `keys` still here (not deleted by a tombstone) and still in a
+        partition this worker owns (a partition revoked mid-sweep is its new owner's)."""
+        data, owned = self.states.data, self.owned[ENTITLEMENTS]
+        return [b for k in keys if (b := data.get(k)) is not None and entitlement_header(b)[0] in owned]
+
     async def _sweep_in_pool(self, keys: list[bytes], topic: str) -> int:
         """The sweep with its decisions made in helper processes (sweeppool.py): chunks are
         decided ahead, a few at a time, and published in order, one emit at a time."""
         assert self.sweep_pool is not None
-        data = self.states.data
         histories = list(self.feed.histories.values())
         ahead = self.sweep_pool.processes + 1
         pending: collections.deque[asyncio.Future] = collections.deque()
@@ -357,10 +344,7 @@ class Pipeline:
         i = 0
         while i < len(keys) or pending:
             while i < len(keys) and len(pending) < ahead and not self.catch_up_due:
-                owned_now = self.owned[ENTITLEMENTS]
-                blobs = [b for k in keys[i:i + SWEEP_CHUNK]
-                         if (b := data.get(k)) is not None and entitlement_header(b)[0] in owned_now]
-                pending.append(self.sweep_pool.submit(histories, topic, blobs))
+                pending.append(self.sweep_pool.submit(histories, topic, self._owned_blobs(keys[i:i + SWEEP_CHUNK])))
                 i += SWEEP_CHUNK
             if not pending:
                 break

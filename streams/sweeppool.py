@@ -15,6 +15,7 @@ a forked child must not inherit) when the worker starts; they exit with the work
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -32,6 +33,7 @@ from .emitter import Batch, Record, batch_outputs, encode_outputs
 from .ledger import RemedyEntry
 from .tables import entitlement_header, entitlement_raw
 
+log = logging.getLogger(__name__)
 _codec: Codec | None = None
 _policy: Policy | None = None
 
@@ -42,12 +44,13 @@ def _init(schemas_dir: str, policy: Policy) -> None:
     _policy = policy
 
 
-def decide_chunk(codec: Codec, policy: Policy, histories: Sequence[IncidentHistory], topic: str,
-                 blobs: Sequence[bytes]) -> tuple[list[Record], list[RemedyEntry]]:
-    """The encoded outputs owed to a chunk of stored entitlements (tables.pack_entitlement
-    blobs) under the given incident histories. Invalid stored records are skipped: they were
-    dead-lettered when first consumed."""
-    batch = Batch()
+def decide_stored(codec: Codec, policy: Policy, histories: Sequence[IncidentHistory], topic: str,
+                  blobs: Sequence[bytes], batch: Batch) -> None:
+    """Add to `batch` what stored entitlements (tables.pack_entitlement blobs) are owed under
+    the given incident histories: the sweep's decisions, in the worker or in a helper process.
+    Invalid stored records are skipped (restored states are stored undecoded; they were
+    dead-lettered when first consumed); a decision that fails is logged, never raised, so one
+    bad record cannot stop a sweep."""
     for blob in blobs:
         partition, offset, _ = entitlement_header(blob)
         try:
@@ -56,10 +59,20 @@ def decide_chunk(codec: Codec, policy: Policy, histories: Sequence[IncidentHisto
         except (DecodeError, InvalidRecord):
             continue
         source = Source(topic, partition, offset)
-        for history in histories:
-            d = decide_entitlement(policy, history, ent, source)
-            if d.remedies or d.notices:
-                batch.decisions.append(d)
+        try:
+            for history in histories:
+                d = decide_entitlement(policy, history, ent, source)
+                if d.remedies or d.notices:
+                    batch.decisions.append(d)
+        except Exception:  # noqa: BLE001
+            log.exception("sweep: entitlement %s failed", ent.entitlement_id)
+
+
+def decide_chunk(codec: Codec, policy: Policy, histories: Sequence[IncidentHistory], topic: str,
+                 blobs: Sequence[bytes]) -> tuple[list[Record], list[RemedyEntry]]:
+    """The encoded outputs owed to a chunk of stored entitlements (see decide_stored)."""
+    batch = Batch()
+    decide_stored(codec, policy, histories, topic, blobs, batch)
     return encode_outputs(codec, batch_outputs(batch))
 
 
