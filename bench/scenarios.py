@@ -65,6 +65,14 @@ def _run_json(args: list[str], log: Path, timeout: float, what: str) -> dict:
 
 # ------------------------------------------------------------------------------ baselines
 
+def _rate_of(ctx: Context, ns: Namespace, what: str, module: str, args: list[str], grace: float) -> dict:
+    """Run a baseline's process on the namespace's N states; its JSON line plus events/s."""
+    got = _run_json(["-m", module, "--namespace", ns.name, "--events", str(ctx.n), *args],
+                    ns.dir / f"{module.rsplit('.', 1)[-1]}.log", ctx.timeout + grace, what)
+    got["events_per_s"] = got["events"] / got["seconds"] if got.get("seconds") else None
+    return got
+
+
 def python_limit(ctx: Context) -> dict:
     ns = Namespace("limit", ctx.rundir)
     try:
@@ -73,10 +81,7 @@ def python_limit(ctx: Context) -> dict:
         admin = admin_client(ns.settings)
         admin.create_topics([NewTopic(out, 8, 1)])[out].result(30)
         say("  consume -> decode -> encode -> produce, one process ...")
-        got = _run_json(["-m", "bench.limit", "--namespace", ns.name, "--events", str(ctx.n), "--out", out,
-                         "--timeout", str(ctx.timeout)], ns.dir / "limit.log", ctx.timeout + 60, "python limit")
-        got["events_per_s"] = got["events"] / got["seconds"] if got.get("seconds") else None
-        return got
+        return _rate_of(ctx, ns, "python limit", "bench.limit", ["--out", out, "--timeout", str(ctx.timeout)], 60)
     finally:
         ns.drop()
 
@@ -88,12 +93,10 @@ def quix_peer(ctx: Context) -> dict:
         _windows(ctx, ns, opened, closed)
         _states(ctx, ns)
         say("  Quix Streams application: stateful apply + decide_entitlement + to_topic ...")
-        got = _run_json(["-m", "bench.peer", "--namespace", ns.name, "--events", str(ctx.n),
-                         "--state-dir", str(ns.dir / "quix-state"), "--timeout", str(ctx.timeout)],
-                        ns.dir / "peer.log", ctx.timeout + 120, "quix peer")
+        got = _rate_of(ctx, ns, "quix peer", "bench.peer",
+                       ["--state-dir", str(ns.dir / "quix-state"), "--timeout", str(ctx.timeout)], 120)
         if got["events"] < ctx.n:
             got["timed_out"] = f"quix peer: {got['events']:,} of {ctx.n:,} in {ctx.timeout:.0f} s"
-        got["events_per_s"] = got["events"] / got["seconds"] if got.get("seconds") else None
         return got
     finally:
         ns.drop()
@@ -105,11 +108,7 @@ def faust_floor(ctx: Context) -> dict:
     try:
         _states(ctx, ns)
         say("  faust agent, take_events(1000), no work at all ...")
-        got = _run_json(["-m", "bench.faust_floor", "--namespace", ns.name, "--events", str(ctx.n),
-                         "--state-dir", str(ns.dir / "faust-state")],
-                        ns.dir / "faust.log", ctx.timeout + 60, "faust floor")
-        got["events_per_s"] = got["events"] / got["seconds"] if got.get("seconds") else None
-        return got
+        return _rate_of(ctx, ns, "faust floor", "bench.faust_floor", ["--state-dir", str(ns.dir / "faust-state")], 60)
     finally:
         ns.drop()
 
