@@ -19,7 +19,7 @@ import sys
 import time
 
 from processors.policy import load_policy
-from streams.codec import Codec
+from streams.wire.codec import Codec
 from streams.settings import ROOT, Settings
 
 from . import data, scenarios, table

@@ -18,7 +18,7 @@ from processors.model import (BillingChannel, DamageReport, EntitlementKind, Ent
                               ReporterKind, Source, to_dict)
 from processors.policy import Policy
 from processors.windows import IncidentHistory
-from streams.codec import Codec
+from streams.wire.codec import Codec
 
 HOUR = 3_600_000
 DAY = 24 * HOUR

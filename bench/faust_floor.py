@@ -16,7 +16,7 @@ import time
 import faust
 
 from streams.settings import Settings
-from streams.topics import ENTITLEMENTS
+from streams.kafka.topics import ENTITLEMENTS
 
 
 def main() -> None:

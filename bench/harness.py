@@ -15,9 +15,9 @@ from typing import Callable, Sequence
 import redis
 from confluent_kafka import Producer
 
-from streams.ledger import SyncLedger
+from streams.ledger.store import SyncLedger
 from streams.settings import Settings
-from streams.topics import create_topics, delete_namespace
+from streams.kafka.topics import create_topics, delete_namespace
 
 _LIVE: list[subprocess.Popen] = []       # every child this process started and has not reaped
 

@@ -13,9 +13,9 @@ import time
 
 from confluent_kafka import Consumer
 
-from streams.codec import Codec
+from streams.wire.codec import Codec
 from streams.settings import Settings
-from streams.topics import ENTITLEMENTS
+from streams.kafka.topics import ENTITLEMENTS
 
 
 def peak_rss_kb() -> int:

@@ -26,9 +26,9 @@ from processors.model import EntitlementState, RemedyAction, Source, from_dict
 from processors.policy import Policy, load_policy
 from processors.validate import validate_entitlement, validate_window
 from processors.windows import IncidentHistory
-from streams.codec import Codec, DecodeError
+from streams.wire.codec import Codec, DecodeError
 from streams.settings import Settings
-from streams.topics import ACTIONS, ENTITLEMENTS, NOTICES, OUTAGES
+from streams.kafka.topics import ACTIONS, ENTITLEMENTS, NOTICES, OUTAGES
 
 from .limit import peak_rss_kb
 

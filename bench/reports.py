@@ -12,7 +12,7 @@ import time
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from streams.topics import NOTICES, REPORTS, admin_client
+from streams.kafka.topics import NOTICES, REPORTS, admin_client
 
 from . import data
 from .harness import Namespace, PhaseTimeout, Workers, say, wait_for

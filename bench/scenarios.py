@@ -11,8 +11,8 @@ from pathlib import Path
 from confluent_kafka.admin import NewTopic
 
 from processors.policy import Policy
-from streams.codec import Codec
-from streams.topics import ENTITLEMENTS, OUTAGES, admin_client
+from streams.wire.codec import Codec
+from streams.kafka.topics import ENTITLEMENTS, OUTAGES, admin_client
 
 from . import data
 from .harness import Namespace, PhaseTimeout, Workers, memory_kb, publish, say, spawn, terminate, wait_for
@@ -198,7 +198,7 @@ def sweep(ctx: Context, n_workers: int, processes: int = 0) -> dict:
 
 
 def ns_partitions(ns: Namespace) -> int:
-    from streams.topics import load_topic_specs
+    from streams.kafka.topics import load_topic_specs
     return load_topic_specs(ns.settings.topics_file)[ENTITLEMENTS].partitions
 
 

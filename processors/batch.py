@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from processors.entitlements import decide_entitlement
 from processors.errors import InvalidRecord
 from processors.model import (
+    Outcome,
     DamageReport,
     EntitlementState,
     OutageWindow,
@@ -37,7 +38,9 @@ class Invalid:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class Evaluation:
+    """What the batch evaluator says the pipeline must have published."""
+
     remedies: tuple[RemedyAction, ...]
     reviews: tuple[ReviewCase, ...]
     notices: tuple[UserNotice, ...]
@@ -65,7 +68,7 @@ def evaluate(
     windows: Iterable[tuple[OutageWindow, Source]],
     entitlements: Iterable[tuple[EntitlementState, Source]],
     reports: Iterable[tuple[DamageReport, Source]],
-) -> Outcome:
+) -> Evaluation:
     """All remedies, reviews and notices the inputs earn under `policy`."""
     invalid: list[Invalid] = []
     counts: Counter[str] = Counter()
@@ -119,7 +122,7 @@ def evaluate(
             covered = issued_to.get((r.reporter_id, matched.incident_id), [])
         decision, case = triage_report(policy, incidents, r, s, case, covered)
         counts[decision.outcome] += 1
-        if decision.outcome == "pending":
+        if decision.outcome is Outcome.PENDING:
             pending.append(r.report_id)
         if case is not None:
             cases[case.case_id] = case
@@ -128,7 +131,7 @@ def evaluate(
         reviews.update((v.review_id, v) for v in decision.reviews)
         notices.update((n.notice_id, n) for n in decision.notices)
 
-    return Outcome(
+    return Evaluation(
         remedies=tuple(remedies[k] for k in sorted(remedies)),
         reviews=tuple(reviews[k] for k in sorted(reviews)),
         notices=tuple(notices[k] for k in sorted(notices)),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from processors.ids import remedy_id
 from processors.model import (
+    Outcome,
     Action,
     Decision,
     EntitlementState,
@@ -31,9 +32,9 @@ from processors.windows import (
     outage_hours,
 )
 
-NO_RULE = Decision(outcome="no-rule")
-PENDING = Decision(outcome="pending")
-NOT_ELIGIBLE = Decision(outcome="not-eligible")
+NO_RULE = Decision(outcome=Outcome.NO_RULE)
+PENDING = Decision(outcome=Outcome.PENDING)
+NOT_ELIGIBLE = Decision(outcome=Outcome.NOT_ELIGIBLE)
 
 
 def credit_krw(price_krw: int, hours: int, period_days: int) -> int:
@@ -154,8 +155,8 @@ def decide_entitlement(
         return Decision(
             remedies=tuple(walk),
             notices=tuple([remedy_notice(r, source) for r in walk]),
-            outcome="remedied",
+            outcome=Outcome.REMEDIED,
         )
     if retracted:
-        return Decision(outcome="retracted")
+        return Decision(outcome=Outcome.RETRACTED)
     return NOT_ELIGIBLE if closed_seen else PENDING

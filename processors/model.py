@@ -205,6 +205,21 @@ class UserNotice:
     source: Source
 
 
+class Outcome(enum.StrEnum):
+    """How a processor call ended, counted per input topic as a recorded no-op or a result."""
+    NO_RULE = "no-rule"
+    NOT_ELIGIBLE = "not-eligible"
+    PENDING = "pending"
+    REMEDIED = "remedied"
+    RETRACTED = "retracted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    IN_REVIEW = "in-review"
+    NO_CHANGE = "no-change"
+    PAID = "paid"
+    COVERED = "covered"
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """Everything one processor call decided. `outcome` names the result for no-op recording."""
@@ -212,7 +227,7 @@ class Decision:
     remedies: tuple[RemedyAction, ...] = ()
     reviews: tuple[ReviewCase, ...] = ()
     notices: tuple[UserNotice, ...] = ()
-    outcome: str = "no-rule"
+    outcome: Outcome = Outcome.NO_RULE
 
 
 Record = Source | OutageWindow | EntitlementState | DamageReport | RemedyAction | ReviewCase | UserNotice

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from processors import ids
 from processors.model import (
+    Outcome,
     Action,
     DamageReport,
     Decision,
@@ -31,8 +32,8 @@ from processors.notices import remedy_notice, report_notice
 from processors.policy import Policy, Routing
 from processors.windows import IncidentHistory, contains
 
-PENDING = Decision(outcome="pending")
-DUPLICATE = Decision(outcome="duplicate")
+PENDING = Decision(outcome=Outcome.PENDING)
+DUPLICATE = Decision(outcome=Outcome.DUPLICATE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,7 @@ def triage_report(
 
     why = _rejection(policy, latest, report)
     if why is not None:
-        return t.finish("rejected", NoticeKind.REPORT_REJECTED, why), case
+        return t.finish(Outcome.REJECTED, NoticeKind.REPORT_REJECTED, why), case
 
     state = case or CaseState(cid, incident_id, report.reporter_id, report.business_id)
     state = dataclasses.replace(state, report_ids=state.report_ids + (report.report_id,))
@@ -144,7 +145,7 @@ class _Triage:
         self.reviews: list[ReviewCase] = []
         self.decision = Decision()
 
-    def finish(self, outcome: str, kind: NoticeKind, why: str,
+    def finish(self, outcome: Outcome, kind: NoticeKind, why: str,
                remedy_ids: tuple[str, ...] = ()) -> Decision:
         notice = report_notice(
             report_id=self.report.report_id,
@@ -163,7 +164,7 @@ class _Triage:
 
     def review(self, state: CaseState, reason: ReviewReason) -> CaseState:
         if reason.name in state.reviewed:
-            self.finish("in-review", NoticeKind.REPORT_IN_REVIEW, "already-in-review")
+            self.finish(Outcome.IN_REVIEW, NoticeKind.REPORT_IN_REVIEW, "already-in-review")
             return state
         r = self.report
         self.reviews.append(ReviewCase(
@@ -186,7 +187,7 @@ class _Triage:
             decided_at=self.decided_at,
             source=self.source,
         ))
-        self.finish("in-review", NoticeKind.REPORT_IN_REVIEW, "in-review")
+        self.finish(Outcome.IN_REVIEW, NoticeKind.REPORT_IN_REVIEW, "in-review")
         return dataclasses.replace(state, reviewed=state.reviewed | {reason.name})
 
     def business(self, state: CaseState) -> CaseState:
@@ -197,7 +198,7 @@ class _Triage:
         if tier is None:
             return self.review(state, ReviewReason.LARGE_BUSINESS_LOSS)
         if tier.payout_krw <= state.paid_krw:
-            self.finish("no-change", NoticeKind.REPORT_NO_CHANGE, "no-change")
+            self.finish(Outcome.NO_CHANGE, NoticeKind.REPORT_NO_CHANGE, "no-change")
             return state
         seq = len(state.payout_ids)
         payout = RemedyAction(
@@ -218,7 +219,7 @@ class _Triage:
             source=self.source,
         )
         self.remedies.append(payout)
-        self.finish("paid", NoticeKind.REPORT_COVERED, "topped-up" if seq else "paid",
+        self.finish(Outcome.PAID, NoticeKind.REPORT_COVERED, "topped-up" if seq else "paid",
                     (payout.remedy_id,))
         return dataclasses.replace(state, paid_krw=tier.payout_krw,
                                    payout_ids=state.payout_ids + (payout.remedy_id,))
@@ -227,13 +228,13 @@ class _Triage:
         category = self.report.category
         routing = self.policy.reports.routing[category]
         if routing is Routing.REJECT:
-            self.finish("rejected", NoticeKind.REPORT_REJECTED, "not-covered")
+            self.finish(Outcome.REJECTED, NoticeKind.REPORT_REJECTED, "not-covered")
             return state
         if routing is Routing.COVERED_OR_REVIEW:
             names = _standing_remedies(covered, self.report.reporter_id, self.incident_id,
                                        self.report.service)
             if names:
-                self.finish("covered", NoticeKind.REPORT_COVERED, "covered", names)
+                self.finish(Outcome.COVERED, NoticeKind.REPORT_COVERED, "covered", names)
                 return state
             return self.review(state, ReviewReason.PAID_SERVICE_UNCOVERED)
         reason = {

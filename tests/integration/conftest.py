@@ -15,10 +15,10 @@ import pytest
 import redis as redis_lib
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streams import devstack
-from streams.codec import Codec
+import streams.dev.stack as devstack
+from streams.wire.codec import Codec
 from streams.settings import Settings
-from streams.topics import create_topics, delete_namespace
+from streams.kafka.topics import create_topics, delete_namespace
 
 pytestmark = pytest.mark.integration
 

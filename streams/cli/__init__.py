@@ -1,0 +1,1 @@
+"""The `makegood` command: one module per group of subcommands."""

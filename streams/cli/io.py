@@ -1,0 +1,324 @@
+"""`makegood publish` and `makegood consume` (JSON lines in and out).
+
+publish validates every line against the topic's schema before anything reaches the broker: a
+bad line is reported with its number and left out, the good ones are produced with an idempotent
+producer and every delivery report is awaited. consume prints records in the same plain JSON
+form, so its output can be edited and published again. `--from-beginning` reads by partition
+assignment without a consumer group, so an SRE peeking at a topic never moves a worker's offsets.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Iterator
+
+from streams.wire.codec import Codec, DecodeError
+from streams.wire.jsonio import JsonRecordError, JsonRecords
+from streams.settings import Settings
+from streams.kafka.topics import (ACTIONS, DEADLETTER, ENTITLEMENTS, NOTICES, OUTAGES, REPORTS, REVIEWS,
+                                  TOPIC_SCHEMAS)
+from streams.errors import CommandError, PublishError
+
+# The record field whose value is the Kafka key (DESIGN §2). Dead letters are keyed by the
+# source record's key, which they carry as bytes; see `record_key`.
+KEY_FIELDS: dict[str, str] = {
+    OUTAGES: "incident_id",
+    ENTITLEMENTS: "entitlement_id",
+    REPORTS: "reporter_id",
+    ACTIONS: "user_id",
+    REVIEWS: "case_id",
+    NOTICES: "user_id",
+    DEADLETTER: "key",
+}
+TOMBSTONE = "__tombstone__"
+TOMBSTONE_TOPICS = {ENTITLEMENTS: "entitlement_id"}  # compacted topics where null means "deleted"
+EXIT_REJECTED = 2
+DELIVERY_TIMEOUT_MS = 30_000
+PROGRESS_EVERY = 10_000
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def schema_for(topic: str) -> str:
+    """The schema stem of a logical topic, or one line naming the valid topics."""
+    try:
+        return TOPIC_SCHEMAS[topic]
+    except KeyError:
+        raise CommandError(f"unknown topic {topic!r}; valid topics: {', '.join(TOPIC_SCHEMAS)}") from None
+
+
+def record_key(topic: str, value: dict) -> bytes:
+    """The Kafka key of a plain Avro value on `topic`."""
+    if topic == DEADLETTER:
+        # The source key when it had one; otherwise the source topic, so keyless poison from one
+        # topic stays together on one partition.
+        return value["key"] if value["key"] is not None else value["source_topic"].encode()
+    return str(value[KEY_FIELDS[topic]]).encode()
+
+
+def _require_topic(settings: Settings, topic: str, list_topics: Callable[..., Any]) -> str:
+    """The real topic name, after checking the broker has it (never auto-creating it)."""
+    real = settings.topic(topic)
+    try:
+        md = list_topics(timeout=10)
+    except Exception as exc:  # KafkaException: broker unreachable
+        raise CommandError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from None
+    if real not in md.topics:
+        raise CommandError(f"topic {real} does not exist on {settings.bootstrap}; "
+                             "run `makegood topics create` first")
+    return real
+
+
+def _parse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+@dataclass
+class LineResult:
+    number: int
+    key: bytes | None = None
+    value: bytes | None = None
+    error: str | None = None
+
+
+def parse_lines(lines: Iterator[bytes], topic: str, records: JsonRecords) -> Iterator[LineResult]:
+    """Each non-blank input line checked and encoded, or with the reason it was rejected."""
+    schema = schema_for(topic)
+    for number, raw in enumerate(lines, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield LineResult(number, error=f"not UTF-8 text: {exc.reason} at byte {exc.start}")
+            continue
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text, parse_constant=_parse_constant)
+        except ValueError as exc:
+            yield LineResult(number, error=f"not JSON: {exc}")
+            continue
+        try:
+            yield _encode_line(number, obj, topic, schema, records)
+        except JsonRecordError as exc:
+            yield LineResult(number, error=str(exc))
+
+
+def _encode_line(number: int, obj: Any, topic: str, schema: str, records: JsonRecords) -> LineResult:
+    if isinstance(obj, dict) and TOMBSTONE in obj:
+        id_field = TOMBSTONE_TOPICS.get(topic)
+        if id_field is None:
+            raise JsonRecordError(TOMBSTONE, f"tombstones are only for {', '.join(TOMBSTONE_TOPICS)}")
+        if obj[TOMBSTONE] is not True:
+            raise JsonRecordError(TOMBSTONE, "must be true")
+        extra = sorted(set(obj) - {TOMBSTONE, id_field})
+        if extra:
+            raise JsonRecordError(extra[0], f"a tombstone carries only {id_field} and {TOMBSTONE}")
+        key = obj.get(id_field)
+        if not isinstance(key, str) or not key:
+            raise JsonRecordError(id_field, "a tombstone needs a non-empty string id")
+        return LineResult(number, key=key.encode(), value=None)
+    value = records.to_avro(schema, obj)
+    return LineResult(number, key=record_key(topic, value), value=records.codec.encode(schema, value))
+
+
+def _open_input(path: str) -> IO[bytes]:
+    if path == "-":
+        return sys.stdin.buffer
+    try:
+        return Path(path).open("rb")
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+
+
+# ----------------------------------------------------------------------------- publish
+
+@dataclass
+class _Deliveries:
+    ok: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    def report(self, number: int) -> Callable[[Any, Any], None]:
+        """The delivery callback for input line `number`."""
+        def on_delivery(err: Any, _msg: Any) -> None:
+            if err is None:
+                self.ok += 1
+            else:
+                self.failed.append(f"line {number}: {err.str()}")
+        return on_delivery
+
+
+def publish(args: argparse.Namespace, settings: Settings) -> int:
+    from confluent_kafka import Producer
+
+    topic = args.topic
+    schema_for(topic)
+    records = JsonRecords(Codec.from_dir(settings.schemas_dir))
+    producer = Producer({**settings.producer_config(), "enable.idempotence": True,
+                         "acks": "all", "linger.ms": 20, "message.timeout.ms": DELIVERY_TIMEOUT_MS})
+    real = _require_topic(settings, topic, producer.list_topics)
+    deliveries = _Deliveries()
+    rejected = sent = 0
+    show_progress = sys.stderr.isatty()
+    source = _open_input(args.file)
+    try:
+        for line in parse_lines(iter(source), topic, records):
+            if line.error is not None:
+                rejected += 1
+                print(f"line {line.number}: {line.error}", file=sys.stderr)
+                continue
+            _produce(producer, real, line, deliveries)
+            sent += 1
+            if show_progress and sent % PROGRESS_EVERY == 0:
+                print(f"... {sent} sent", file=sys.stderr)
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+        remaining = producer.flush(DELIVERY_TIMEOUT_MS / 1000 + 5)
+    print(f"published {deliveries.ok}, rejected {rejected} ({real})", file=sys.stderr)
+    if deliveries.failed or remaining:
+        first = deliveries.failed[0] if deliveries.failed else "no delivery report"
+        raise PublishError(f"{len(deliveries.failed) + remaining} of {sent} records were not "
+                           f"delivered to {real} (first: {first})")
+    return EXIT_REJECTED if rejected else 0
+
+
+def _produce(producer: Any, topic: str, line: LineResult, deliveries: _Deliveries) -> None:
+    from confluent_kafka import KafkaException
+
+    while True:
+        try:
+            producer.produce(topic, key=line.key, value=line.value, on_delivery=deliveries.report(line.number))
+            break
+        except BufferError:  # local queue full: let deliveries drain
+            producer.poll(0.5)
+        except KafkaException as exc:  # refused before sending, e.g. larger than message.max.bytes
+            deliveries.failed.append(f"line {line.number}: {exc.args[0].str()}")
+            break
+    producer.poll(0)
+
+
+# ----------------------------------------------------------------------------- consume
+
+def consume(args: argparse.Namespace, settings: Settings) -> int:
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
+
+    topic = args.topic
+    schema = schema_for(topic)
+    records = JsonRecords(Codec.from_dir(settings.schemas_dir))
+    grouped = args.group is not None
+    conf = {**settings.kafka_config(),
+            "group.id": args.group if grouped else f"makegood-consume-{uuid.uuid4().hex}",
+            "enable.auto.commit": grouped, "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest", "enable.partition.eof": False}
+    consumer = Consumer(conf)
+    printed = 0
+    try:
+        real = _require_topic(settings, topic, consumer.list_topics)
+        if grouped:
+            consumer.subscribe([real])
+        else:
+            partitions = consumer.list_topics(timeout=10).topics[real].partitions
+            start = OFFSET_BEGINNING if args.from_beginning else OFFSET_END
+            consumer.assign([TopicPartition(real, p, start) for p in sorted(partitions)])
+        last = time.monotonic()
+        while args.max is None or printed < args.max:
+            msg = consumer.poll(0.2)
+            if msg is None:
+                if args.until_idle is not None and time.monotonic() - last >= args.until_idle:
+                    break
+                continue
+            err = msg.error()
+            if err is not None:
+                if err.fatal() or err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise CommandError(f"consuming {real}: {err.str()}")
+                print(f"consuming {real}: {err.str()}", file=sys.stderr)
+                continue
+            last = time.monotonic()
+            obj = _render(msg, topic, schema, records, meta=args.meta)
+            if obj is not None:
+                sys.stdout.write(json.dumps(obj, sort_keys=True, ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+                printed += 1
+            if grouped:
+                consumer.store_offsets(msg)
+    except BrokenPipeError:  # `makegood consume ... | head`: the reader has gone, that is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # silence the exit flush
+    finally:
+        consumer.close()  # commits stored offsets when grouped
+    return 0
+
+
+def _render(msg: Any, topic: str, schema: str, records: JsonRecords, *, meta: bool) -> dict | None:
+    """The plain JSON of one record, or None after reporting why it cannot be read."""
+    value = msg.value()
+    if value is None and topic in TOMBSTONE_TOPICS:
+        key = msg.key()
+        try:
+            obj: dict = {TOMBSTONE_TOPICS[topic]: key.decode("utf-8") if key is not None else None,
+                         TOMBSTONE: True}
+        except UnicodeDecodeError:
+            print(f"partition {msg.partition()} offset {msg.offset()}: tombstone key is not UTF-8",
+                  file=sys.stderr)
+            return None
+    else:
+        try:
+            obj = records.decode(schema, value)
+        except DecodeError as exc:
+            print(f"partition {msg.partition()} offset {msg.offset()}: {exc.reason}", file=sys.stderr)
+            return None
+    if meta:
+        obj["_partition"] = msg.partition()
+        obj["_offset"] = msg.offset()
+    return obj
+
+
+# ----------------------------------------------------------------------------- argparse
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive: {text}")
+        return value
+    return parse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the publish/consume sub-commands to the makegood parser."""
+    topics = ", ".join(TOPIC_SCHEMAS)
+    pub = sub.add_parser(
+        "publish", help="validate JSON lines against a topic's schema and publish the valid ones",
+        description=f"Publish JSON lines (one record per line) to TOPIC, one of: {topics}. "
+                    "Invalid lines are reported as `line N: reason` and not published. "
+                    'On entitlement.states.v1, {"entitlement_id": "...", "__tombstone__": true} '
+                    "publishes a tombstone. Exit status: 0 all published, 2 some lines rejected, "
+                    "1 other errors.")
+    pub.add_argument("topic", metavar="TOPIC", help="logical topic name, e.g. entitlement.states.v1")
+    pub.add_argument("file", metavar="FILE", help="JSON-lines file, or - for standard input")
+    pub.set_defaults(func=publish)
+
+    con = sub.add_parser(
+        "consume", help="print a topic's records as JSON lines",
+        description=f"Print the records of TOPIC ({topics}) as JSON lines on standard output. "
+                    "Records that cannot be decoded are reported on standard error and skipped.")
+    con.add_argument("topic", metavar="TOPIC", help="logical topic name, e.g. remedy.actions.v1")
+    start = con.add_mutually_exclusive_group()
+    start.add_argument("--from-beginning", action="store_true",
+                       help="read every partition from offset 0, without a consumer group or commits")
+    start.add_argument("--group", metavar="G",
+                       help="read as consumer group G and commit what was printed "
+                            "(default: no group, only records arriving from now on)")
+    con.add_argument("--until-idle", type=_positive(float), metavar="SECONDS",
+                     help="stop once no record has arrived for SECONDS")
+    con.add_argument("--max", type=_positive(int), metavar="N", help="stop after printing N records")
+    con.add_argument("--meta", action="store_true", help='add "_partition" and "_offset" to each line')
+    con.set_defaults(func=consume)

@@ -1,0 +1,56 @@
+"""Admission: decode an input value and validate it, or say why it is a dead letter.
+
+Every path that reads an input topic (the worker's intake, the incident feed, report catch-up,
+a sweep of stored states, the replay) admits records through `Admission.check`, so a record
+is valid or rejected for the same reason wherever it is read.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from processors.errors import InvalidRecord
+from processors.policy import Policy
+from processors.validate import validate_entitlement, validate_report, validate_window
+
+from streams.errors import DecodeError, Stage
+from streams.wire.codec import Codec
+
+VALIDATORS: Mapping[str, Callable[[Any, Policy], None]] = {
+    "outage_window": validate_window,
+    "entitlement_state": validate_entitlement,
+    "damage_report": validate_report,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a value was not admitted: the dead letter's stage, error class and message."""
+    stage: Stage
+    error_class: str
+    reason: str
+
+
+class Admission:
+    """Decodes and validates the values of the input topics under one policy."""
+
+    def __init__(self, codec: Codec, policy: Policy) -> None:
+        self.codec = codec
+        self.policy = policy
+
+    def check(self, schema: str, value: bytes | None) -> Any:
+        """The valid record, or a Rejection saying why not."""
+        try:
+            record = self.codec.decode_obj(schema, value)
+            VALIDATORS[schema](record, self.policy)
+            return record
+        except DecodeError as exc:
+            return Rejection(Stage.DECODE, type(exc).__name__, exc.reason)
+        except InvalidRecord as exc:
+            return Rejection(Stage.VALIDATE, type(exc).__name__, exc.reason)
+
+    def valid(self, schema: str, value: bytes | None) -> Any | None:
+        """The valid record or None: for records read again (a restore, a sweep, a catch-up)
+        whose rejection was dead-lettered when they first arrived."""
+        got = self.check(schema, value)
+        return None if isinstance(got, Rejection) else got

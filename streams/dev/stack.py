@@ -1,0 +1,348 @@
+"""The local stack: a real Kafka broker (KRaft, one node) and a real Redis server on loopback.
+
+Both run as detached processes whose pid files, data and logs live under `.stack/`, so `down`
+stops only what `up` started and a second `up` finds them running.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from streams.settings import Settings
+from streams.errors import StackError
+
+KAFKA_PORT = 9092
+CONTROLLER_PORT = 9093
+REDIS_PORT = 6390
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    running: bool
+    pid: int | None
+    address: str
+    answers: bool
+    note: str = ""
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (our own exited child) is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _wait(check: Callable[[], bool], timeout: float, alive: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        if not alive():
+            return False
+        time.sleep(0.3)
+    return False
+
+
+def _spawn(argv: list[str], log: Path, cwd: Path) -> int:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=cwd, start_new_session=True)
+    return proc.pid
+
+
+def _stop(pid_file: Path, name: str, timeout: float, say: Callable[[str], None]) -> None:
+    pid = _read_pid(pid_file)
+    if not _alive(pid):
+        say(f"{name}: not running (nothing started by makegood)")
+        pid_file.unlink(missing_ok=True)
+        return
+    os.kill(pid, signal.SIGTERM)
+    if not _wait(lambda: not _alive(pid), timeout, lambda: True):
+        os.kill(pid, signal.SIGKILL)
+        _wait(lambda: not _alive(pid), 5, lambda: True)
+    pid_file.unlink(missing_ok=True)
+    say(f"{name}: stopped (pid {pid})")
+
+
+# --------------------------------------------------------------------------------------- Kafka
+
+class LocalKafka:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.home = settings.state_dir / "kafka"
+        self.pom = settings.root / "deploy" / "kafka" / "pom.xml"
+        self.libs = settings.root / "deploy" / "kafka" / "target" / "libs"
+        self.pid_file = self.home / "kafka.pid"
+        self.log = self.home / "kafka.out"
+
+    def ensure_jars(self, say: Callable[[str], None]) -> None:
+        if any(self.libs.glob("kafka_2.13-*.jar")) and any(self.libs.glob("slf4j-reload4j-*.jar")):
+            return
+        mvn = shutil.which("mvn")
+        if not shutil.which("java") or not mvn:
+            raise StackError("Kafka needs Java 17+ and Maven: install them (apt-get install "
+                             "openjdk-17-jre-headless maven) or point MAKEGOOD_BOOTSTRAP at a broker")
+        say("kafka: fetching broker jars from Maven Central (first run only, about a minute)")
+        t0 = time.monotonic()
+        done = subprocess.run([mvn, "-q", "-B", "-f", str(self.pom), "dependency:copy-dependencies"],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise StackError("kafka: maven could not fetch the broker jars:\n"
+                             + (done.stdout + done.stderr)[-3000:])
+        say(f"kafka: jars ready in {time.monotonic() - t0:.0f} s")
+
+    def _write_config(self) -> Path:
+        data = self.home / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        props = self.home / "server.properties"
+        props.write_text("\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{CONTROLLER_PORT}",
+            f"listeners=PLAINTEXT://127.0.0.1:{KAFKA_PORT},CONTROLLER://127.0.0.1:{CONTROLLER_PORT}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{KAFKA_PORT}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={data}",
+            "num.partitions=1",
+            "auto.create.topics.enable=false",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=8",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "log.cleaner.backoff.ms=5000",
+            "",
+        ]))
+        log4j = self.home / "log4j.properties"
+        log4j.write_text("\n".join([
+            "log4j.rootLogger=INFO, file",
+            "log4j.appender.file=org.apache.log4j.RollingFileAppender",
+            f"log4j.appender.file.File={self.home / 'server.log'}",
+            "log4j.appender.file.MaxFileSize=20MB",
+            "log4j.appender.file.MaxBackupIndex=2",
+            "log4j.appender.file.layout=org.apache.log4j.PatternLayout",
+            "log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n",
+            "log4j.logger.kafka=INFO",
+            "log4j.logger.org.apache.kafka=INFO",
+            "log4j.logger.state.change.logger=WARN",
+            "log4j.logger.kafka.log.LogCleaner=WARN",
+            "",
+        ]))
+        return props
+
+    def _java(self, main: str, *args: str, heap: str = "-Xmx256m") -> list[str]:
+        return ["java", heap, f"-Dlog4j.configuration=file:{self.home / 'log4j.properties'}",
+                "-cp", f"{self.libs}/*", main, *args]
+
+    def answers(self, timeout: float = 3.0) -> bool:
+        from confluent_kafka.admin import AdminClient
+        try:
+            admin = AdminClient(self.settings.kafka_config())
+            admin.list_topics(timeout=timeout)
+            return True
+        except Exception:
+            return False
+
+    def status(self) -> ServiceStatus:
+        pid = _read_pid(self.pid_file)
+        running = _alive(pid)
+        answers = self.answers(2.0)
+        note = ("external (MAKEGOOD_BOOTSTRAP)" if not self.settings.uses_local_kafka
+                else "not started by this checkout" if answers and not running else "")
+        return ServiceStatus("kafka", running, pid if running else None, self.settings.bootstrap, answers, note)
+
+    def up(self, say: Callable[[str], None]) -> None:
+        if not self.settings.uses_local_kafka:
+            if not self.answers(10.0):
+                raise StackError(f"kafka: MAKEGOOD_BOOTSTRAP={self.settings.bootstrap} does not answer")
+            say(f"kafka: using external broker {self.settings.bootstrap}")
+            return
+        pid = _read_pid(self.pid_file)
+        if _alive(pid) and self.answers():
+            say(f"kafka: already running (pid {pid}, 127.0.0.1:{KAFKA_PORT})")
+            return
+        if not _alive(pid) and _port_open(KAFKA_PORT):
+            if self.answers():
+                say(f"kafka: a broker not started by makegood already answers on 127.0.0.1:{KAFKA_PORT}; using it")
+                return
+            raise StackError(f"kafka: port {KAFKA_PORT} is taken by something that is not a Kafka broker")
+        self.ensure_jars(say)
+        t0 = time.monotonic()
+        props = self._write_config()
+        if not (self.home / "data" / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            fmt = subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
+                                            "-c", str(props)), capture_output=True, text=True)
+            if fmt.returncode != 0:
+                raise StackError("kafka: formatting storage failed:\n" + (fmt.stdout + fmt.stderr)[-2000:])
+            say(f"kafka: formatted storage (cluster {cluster_id})")
+        if not _alive(pid):
+            pid = _spawn(self._java("kafka.Kafka", str(props), heap="-Xmx1g"), self.log, self.home)
+            self.pid_file.write_text(str(pid))
+        if not _wait(self.answers, 90, lambda: _alive(pid)):
+            raise StackError("kafka: the broker did not come up. Last lines of its log:\n"
+                             + _tail(self.home / "server.log") + "\n" + _tail(self.log, 10))
+        say(f"kafka: up (pid {pid}, 127.0.0.1:{KAFKA_PORT}) in {time.monotonic() - t0:.1f} s")
+
+    def down(self, say: Callable[[str], None]) -> None:
+        _stop(self.pid_file, "kafka", 60, say)
+
+
+# --------------------------------------------------------------------------------------- Redis
+
+def find_redis_server() -> str | None:
+    return shutil.which("redis-server") or next(
+        (p for p in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if os.path.exists(p)), None)
+
+
+def install_redis(say: Callable[[str], None]) -> str:
+    """Install Debian's redis-server when we can (root with apt-get); otherwise say what to do."""
+    exe = find_redis_server()
+    if exe:
+        return exe
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise StackError("redis-server is not installed: run `sudo apt-get install redis-server` "
+                         "(or point MAKEGOOD_REDIS_URL at a Redis server)")
+    say("redis: installing Debian's redis-server (first run only)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for argv in (["apt-get", "update", "-qq"],
+                 ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"]):
+        done = subprocess.run(argv, capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            raise StackError(f"redis: `{' '.join(argv)}` failed:\n{(done.stdout + done.stderr)[-2000:]}")
+    exe = find_redis_server()
+    if not exe:
+        raise StackError("redis: apt-get finished but redis-server is still not on PATH")
+    return exe
+
+
+class RedisServer:
+    """A redis-server with AOF persistence in its own folder; the dev stack and tests use it."""
+
+    def __init__(self, home: Path, port: int):
+        self.home = home
+        self.port = port
+        self.pid_file = home / "redis.pid"
+        self.log = home / "redis.log"
+
+    def answers(self) -> bool:
+        import redis
+        try:
+            return bool(redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1).ping())
+        except Exception:
+            return False
+
+    def status(self) -> ServiceStatus:
+        pid = _read_pid(self.pid_file)
+        running = _alive(pid)
+        answers = self.answers()
+        return ServiceStatus("redis", running, pid if running else None, f"127.0.0.1:{self.port}", answers,
+                             "not started by this checkout" if answers and not running else "")
+
+    def up(self, say: Callable[[str], None]) -> None:
+        pid = _read_pid(self.pid_file)
+        if _alive(pid) and self.answers():
+            say(f"redis: already running (pid {pid}, 127.0.0.1:{self.port})")
+            return
+        if not _alive(pid) and _port_open(self.port):
+            if self.answers():
+                say(f"redis: a server not started by makegood already answers on 127.0.0.1:{self.port}; using it")
+                return
+            raise StackError(f"redis: port {self.port} is taken by something that is not a Redis server")
+        exe = install_redis(say)
+        t0 = time.monotonic()
+        self.home.mkdir(parents=True, exist_ok=True)
+        # AOF rewrites only past 1 GB: with Redis's default (each time the AOF doubles, from
+        # 64 MB) a 1M-entitlement run forked and rewrote the whole ledger 27 times, on the same
+        # two cores as the broker and the workers, and the sweep of 1M took 67.9 s instead of
+        # 46.4 s (bench phase sweep1p). A production ledger's Redis has its own machine and its
+        # own tuning; this is the local stack's.
+        argv = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.home),
+                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+                "--auto-aof-rewrite-min-size", "1gb",
+                "--daemonize", "no", "--protected-mode", "yes", "--logfile", str(self.log)]
+        pid = _spawn(argv, self.home / "redis.out", self.home)
+        self.pid_file.write_text(str(pid))
+        if not _wait(self.answers, 20, lambda: _alive(pid)):
+            raise StackError("redis: the server did not answer PING. Last lines of its log:\n"
+                             + _tail(self.log) + "\n" + _tail(self.home / "redis.out", 10))
+        say(f"redis: up (pid {pid}, 127.0.0.1:{self.port}, AOF on) in {time.monotonic() - t0:.1f} s")
+
+    def down(self, say: Callable[[str], None]) -> None:
+        # SIGTERM makes redis fsync the AOF before it exits: the ledger survives.
+        _stop(self.pid_file, "redis", 20, say)
+
+
+class LocalRedis(RedisServer):
+    def __init__(self, settings: Settings):
+        super().__init__(settings.state_dir / "redis", REDIS_PORT)
+        self.settings = settings
+
+    def up(self, say: Callable[[str], None]) -> None:
+        if not self.settings.uses_local_redis:
+            import redis
+            try:
+                redis.Redis.from_url(self.settings.redis_url, socket_timeout=5).ping()
+            except Exception as exc:
+                raise StackError(f"redis: MAKEGOOD_REDIS_URL does not answer PING ({exc})") from None
+            say("redis: using external server (MAKEGOOD_REDIS_URL)")
+            return
+        super().up(say)
+
+
+# --------------------------------------------------------------------------------------- stack
+
+def stack_up(settings: Settings, say: Callable[[str], None] = print) -> None:
+    LocalRedis(settings).up(say)
+    LocalKafka(settings).up(say)
+
+
+def stack_down(settings: Settings, say: Callable[[str], None] = print) -> None:
+    LocalKafka(settings).down(say)
+    LocalRedis(settings).down(say)
+
+
+def stack_status(settings: Settings) -> list[ServiceStatus]:
+    return [LocalKafka(settings).status(), LocalRedis(settings).status()]

@@ -1,0 +1,69 @@
+"""`makegood worker` processes under one namespace: started, watched and stopped together.
+
+The demo runs its workers with this, and so do the integration tests and the benchmarks: real
+processes, so that a test can SIGKILL or SIGSTOP one exactly as an SRE's bad day would.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from streams.errors import StackError
+from streams.settings import Settings
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the process that started it dies, however it
+    dies (a demo killed by `timeout`, a test runner killed mid-test), so no worker is orphaned."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass                                                        # not Linux: best effort
+
+
+class WorkerPool:
+    def __init__(self, settings: Settings, logdir: Path):
+        self.settings = settings
+        self.logdir = logdir
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, n: int, env: dict[str, str] | None = None) -> None:
+        env = dict(os.environ, **(env or {}), MAKEGOOD_NAMESPACE=self.settings.namespace, PYTHONUNBUFFERED="1")
+        for _ in range(n):
+            log = open(self.logdir / f"worker-{len(self.procs)}.log", "wb")
+            self.procs.append(subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+                                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                               preexec_fn=_die_with_parent))
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check()
+            logs = [(self.logdir / f"worker-{i}.log").read_text(errors="replace") for i in range(len(self.procs))]
+            if all("assigned entitlement partitions" in text for text in logs):
+                return
+            time.sleep(0.5)
+        raise StackError(f"workers did not join the group within {timeout:.0f} s; see {self.logdir}")
+
+    def check(self) -> None:
+        for i, p in enumerate(self.procs):
+            if p.poll() is not None:
+                tail = (self.logdir / f"worker-{i}.log").read_text(errors="replace")[-2000:]
+                raise StackError(f"worker {i} exited with {p.returncode}:\n{tail}")
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+

@@ -1,0 +1,1 @@
+"""Talking to Kafka: topic declarations, the one producer, the one partition-range reader."""

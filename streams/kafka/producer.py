@@ -1,0 +1,166 @@
+"""The one producer: librdkafka with per-batch delivery accounting, for asyncio and for commands.
+
+A batch is handed to librdkafka without waiting on anything, delivery reports are counted by
+one poll thread, and the batch is awaited (or waited for) as a whole. Network I/O, batching and
+retries stay in librdkafka's threads, off the event loop.
+
+A batch that is not delivered raises a `ProduceError` split by what retrying would do:
+- `RetriableProduceError`: the broker or network is away for now; the same batch can succeed
+  later (the worker waits it out, see worker.retry).
+- `PermanentProduceError`: the same records will fail the same way (larger than the broker
+  takes, not authorised, the topic does not exist, a fatal producer error). Retrying would
+  stall a partition forever; the caller dead-letters those records or stops with one line.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any, Callable, Iterator, Sequence
+
+from confluent_kafka import KafkaError, KafkaException, Producer as _Producer
+
+from streams.errors import PermanentProduceError, ProduceError, RetriableProduceError
+from streams.settings import Settings
+
+OutRecord = tuple[str, bytes | None, bytes | None, int | None]   # (topic, key, value, partition or None)
+
+# Errors that no retry can mend. Everything else librdkafka reports after its own retries
+# (timeouts, leader changes, a broker restart) is worth another try.
+PERMANENT_CODES = frozenset({
+    KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_RECORD,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError._AUTHENTICATION, KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC,
+    KafkaError._UNKNOWN_PARTITION, KafkaError._INVALID_ARG, KafkaError.INVALID_CONFIG,
+    KafkaError.POLICY_VIOLATION,
+})
+
+# What every producer of makegood's records needs: idempotence (no duplicates from
+# librdkafka's own retries) and acks from all in-sync replicas.
+SAFE = {"enable.idempotence": True, "acks": "all"}
+QUEUE_FULL_WAIT_S = 0.01
+
+
+def is_permanent(err: KafkaError) -> bool:
+    return err.fatal() or err.code() in PERMANENT_CODES
+
+
+def describe(err: KafkaError) -> str:
+    return f"{err.name()}: {err.str()}"
+
+
+class Deliveries:
+    """The delivery reports of one batch. `on_delivery(i)` is the callback of the batch's i-th
+    record; `settled()` is called (on the poll thread) once every record has a report."""
+
+    def __init__(self, n: int, settled: Callable[[], None] = lambda: None):
+        self.left = n
+        self.failures: list[tuple[int, KafkaError]] = []
+        self._settled = settled
+        self._lock = threading.Lock()
+        if n == 0:
+            settled()
+
+    def on_delivery(self, index: int) -> Callable[[KafkaError | None, Any], None]:
+        def report(err: KafkaError | None, _msg: Any) -> None:
+            self._report(index, err)
+        return report
+
+    def _report(self, index: int, err: KafkaError | None) -> None:
+        with self._lock:
+            if err is not None:
+                self.failures.append((index, err))
+            self.left -= 1
+            done = self.left == 0
+        if done:
+            self._settled()
+
+    def refused(self, index: int, err: KafkaError) -> None:
+        """produce() itself refused the record (e.g. larger than message.max.bytes)."""
+        self._report(index, err)
+
+    def error(self, n: int, what: str = "records") -> ProduceError | None:
+        """None when every record was delivered; else the error to raise."""
+        if not self.failures:
+            return None
+        failures = sorted(self.failures, key=lambda f: f[0])
+        first = describe(failures[0][1])
+        message = f"{len(failures)} of {n} {what} not delivered (first: {first})"
+        if any(is_permanent(err) for _, err in failures):
+            return PermanentProduceError(message, failures)
+        return RetriableProduceError(message, failures)
+
+
+class Producer:
+    """librdkafka's producer with batch delivery accounting; one poll thread serves reports."""
+
+    def __init__(self, settings: Settings, **config: object):
+        self._p = _Producer(settings.producer_config(**{**SAFE, **config}))
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="producer-poll", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._p.poll(0.05)
+
+    def list_topics(self, topic: str | None = None, timeout: float = 10) -> Any:
+        return self._p.list_topics(topic, timeout=timeout)
+
+    def _enqueue(self, records: Sequence[OutRecord], deliveries: Deliveries) -> Iterator[None]:
+        """Hand the records to librdkafka; yields whenever its queue is full (the caller waits a
+        moment, asynchronously or not, while the poll thread drains it)."""
+        produce = self._p.produce
+        for i, (topic, key, value, partition) in enumerate(records):
+            callback = deliveries.on_delivery(i)
+            while True:
+                try:
+                    if partition is None:
+                        produce(topic, value, key, on_delivery=callback)
+                    else:
+                        produce(topic, value, key, partition, on_delivery=callback)
+                    break
+                except BufferError:
+                    yield
+                except KafkaException as exc:   # refused before sending, e.g. too large
+                    deliveries.refused(i, exc.args[0])
+                    break
+
+    async def send_batch(self, records: Sequence[OutRecord]) -> None:
+        """Returns when the broker acknowledged every record; raises a ProduceError otherwise."""
+        if not records:
+            return
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def settled() -> None:
+            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+        deliveries = Deliveries(len(records), settled)
+        for _ in self._enqueue(records, deliveries):
+            await asyncio.sleep(QUEUE_FULL_WAIT_S)
+        await done
+        error = deliveries.error(len(records))
+        if error is not None:
+            raise error
+
+    def send_batch_sync(self, records: Sequence[OutRecord], timeout: float) -> None:
+        """send_batch for blocking code (commands, the replay)."""
+        if not records:
+            return
+        done = threading.Event()
+        deliveries = Deliveries(len(records), done.set)
+        for _ in self._enqueue(records, deliveries):
+            time.sleep(QUEUE_FULL_WAIT_S)
+        if not done.wait(timeout):
+            raise RetriableProduceError(f"{deliveries.left} of {len(records)} records had no delivery "
+                                        f"report within {timeout:.0f} s")
+        error = deliveries.error(len(records))
+        if error is not None:
+            raise error
+
+    def close(self, timeout: float = 30) -> None:
+        self._p.flush(timeout)
+        self._stop.set()
+        self._poller.join(5)

@@ -1,0 +1,125 @@
+"""Topic declarations (deploy/topics.yaml) and their idempotent creation on the broker."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+import yaml
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+
+from streams.settings import Settings
+from streams.errors import TopicError
+
+OUTAGES = "outage.windows.v1"
+ENTITLEMENTS = "entitlement.states.v1"
+REPORTS = "damage.reports.v1"
+ACTIONS = "remedy.actions.v1"
+REVIEWS = "remedy.reviews.v1"
+NOTICES = "remedy.notices.v1"
+DEADLETTER = "remedy.deadletter.v1"
+RETRIAGE = "makegood.retriage.v1"
+
+# Which Avro schema each public topic carries (schemas/<name>.avsc).
+TOPIC_SCHEMAS: Mapping[str, str] = {
+    OUTAGES: "outage_window",
+    ENTITLEMENTS: "entitlement_state",
+    REPORTS: "damage_report",
+    ACTIONS: "remedy_action",
+    REVIEWS: "review_case",
+    NOTICES: "user_notice",
+    DEADLETTER: "dead_letter",
+}
+INPUT_TOPICS = (OUTAGES, ENTITLEMENTS, REPORTS)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication: int
+    config: Mapping[str, str]
+
+
+def load_topic_specs(path: Path) -> dict[str, TopicSpec]:
+    doc = yaml.safe_load(path.read_text())
+    replication = int(doc.get("defaults", {}).get("replication", 1))
+    specs = {}
+    for name, body in doc["topics"].items():
+        specs[name] = TopicSpec(name, int(body["partitions"]), int(body.get("replication", replication)),
+                                {k: str(v) for k, v in (body.get("config") or {}).items()})
+    if specs[REPORTS].partitions != specs[RETRIAGE].partitions:
+        raise TopicError(f"{path}: {RETRIAGE} must have as many partitions as {REPORTS}")
+    return specs
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient(settings.kafka_config())
+
+
+def create_topics(settings: Settings, say: Callable[[str], None] = print) -> dict[str, TopicSpec]:
+    """Create every declared topic under the settings' namespace; existing ones are left alone."""
+    specs = load_topic_specs(settings.topics_file)
+    admin = admin_client(settings)
+    existing = set(admin.list_topics(timeout=15).topics)
+    wanted = [NewTopic(settings.topic(s.name), num_partitions=s.partitions,
+                       replication_factor=s.replication, config=dict(s.config))
+              for s in specs.values() if settings.topic(s.name) not in existing]
+    created = 0
+    if wanted:
+        for name, fut in admin.create_topics(wanted, operation_timeout=30).items():
+            try:
+                fut.result()
+                created += 1
+                say(f"topics: created {name}")
+            except Exception as exc:  # a concurrent creator (or stale metadata) got there first
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise TopicError(f"topics: could not create {name}: {exc}") from None
+    if created:
+        _wait_visible(admin, [t.topic for t in wanted])
+    present = len(specs) - created
+    if present:
+        say(f"topics: {present} already present")
+    return specs
+
+
+def _wait_visible(admin: AdminClient, names: list[str], timeout: float = 30.0) -> None:
+    """A topic is usable only once its metadata has propagated: wait for every partition leader."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=10).topics
+        missing = [n for n in names
+                   if n not in topics or topics[n].error is not None or not topics[n].partitions
+                   or any(p.leader < 0 for p in topics[n].partitions.values())]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise TopicError(f"topics: created but not visible after {timeout:.0f} s: {', '.join(missing)}")
+        time.sleep(0.2)
+
+
+def describe_topic(settings: Settings, logical: str) -> tuple[int, dict[str, str]]:
+    """(partition count, non-default configs) of a topic as the broker has it."""
+    admin = admin_client(settings)
+    name = settings.topic(logical)
+    md = admin.list_topics(topic=name, timeout=10).topics[name]
+    if md.error is not None:
+        raise TopicError(f"{name}: {md.error}")
+    res = ConfigResource(ResourceType.TOPIC, name)
+    configs = admin.describe_configs([res])[res].result()
+    return len(md.partitions), {k: v.value for k, v in configs.items()}
+
+
+def delete_namespace(settings: Settings) -> None:
+    """Delete every topic under a (test) namespace."""
+    if not settings.namespace:
+        raise TopicError("refusing to delete topics outside a namespace")
+    admin = admin_client(settings)
+    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.namespace + ".")]
+    if names:
+        for fut in admin.delete_topics(names, operation_timeout=30).values():
+            try:
+                fut.result()
+            except Exception:
+                pass

@@ -1,0 +1,150 @@
+"""The Redis ledger: which output ids were issued, and each user's remedies.
+
+Keys (under the settings' prefix, `mg:` by default):
+- `ledger`            SET of every issued id (remedy, review, notice, dead letter).
+- `user:<user_id>`    HASH remedy_id -> the remedy exactly as published on remedy.actions.v1
+                      (Avro single-object bytes), for `makegood status` and report triage
+                      ("the remedy already issued"). The worker has those bytes in hand, so
+                      indexing costs no second encoding.
+- `outcomes:<topic>`  HASH outcome -> count of input records that ended that way (recorded no-ops).
+- `inflight`          HASH worker_id -> epoch ms: set before a worker produces, cleared with the
+                      ledger write. A worker that died in between leaves its entry; whoever takes
+                      over reads the output topics from that time and ledgers what is already
+                      there (catchup.reconcile_inflight), so those records are not produced twice.
+
+The ledger is written only after the broker acknowledged the records (see emitter.py), so an id
+in the ledger is always on its topic. It can be rebuilt from `remedy.actions.v1` (`rebuild`).
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+import redis
+import redis.asyncio as aredis
+
+from streams.settings import Settings
+
+
+RemedyEntry = tuple[str, str, bytes]    # (user_id, remedy_id, the remedy_action record's value)
+
+
+class Keys:
+    def __init__(self, prefix: str):
+        self.ledger = f"{prefix}ledger"
+        self.user_prefix = f"{prefix}user:"
+        self.outcomes_prefix = f"{prefix}outcomes:"
+        self.inflight = f"{prefix}inflight"
+
+    def user(self, user_id: str) -> str:
+        return self.user_prefix + user_id
+
+    def outcomes(self, topic: str) -> str:
+        return self.outcomes_prefix + topic
+
+    def stage_record(self, pipe, ids: Iterable[str], entries: Iterable[RemedyEntry],
+                     worker_id: str | None = None):
+        """Queue the ledger write of issued ids (and the users' remedy index) on a Redis pipeline;
+        with `worker_id`, also clear that worker's in-flight mark in the same transaction."""
+        if worker_id is not None:
+            pipe.hdel(self.inflight, worker_id)
+        ids = list(ids)
+        if ids:
+            pipe.sadd(self.ledger, *ids)
+        per_user: dict[str, dict[str, bytes]] = {}
+        for user_id, remedy_id, summary in entries:
+            per_user.setdefault(user_id, {})[remedy_id] = summary
+        for user_id, fields in per_user.items():
+            pipe.hset(self.user(user_id), mapping=fields)
+        return pipe
+
+
+class Ledger:
+    """Async ledger used by workers."""
+
+    def __init__(self, settings: Settings):
+        self.keys = Keys(settings.redis_prefix)
+        self.redis = aredis.Redis.from_url(settings.redis_url, socket_timeout=10,
+                                           socket_connect_timeout=5, health_check_interval=15)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def issued(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        flags = await self.redis.smismember(self.keys.ledger, list(ids))
+        return {i for i, f in zip(ids, flags) if f}
+
+    async def record(self, ids: Iterable[str], entries: Iterable[RemedyEntry],
+                     worker_id: str | None = None, outcomes: tuple[str, Mapping[str, int]] | None = None) -> None:
+        """Ledger ids and index remedies (and clear the worker's in-flight mark, and count a
+        batch's outcomes) in one transaction: one round trip per batch."""
+        pipe = self.keys.stage_record(self.redis.pipeline(transaction=True), ids, entries, worker_id)
+        if outcomes is not None:
+            self._stage_outcomes(pipe, *outcomes)
+        await pipe.execute()
+
+    async def mark_inflight(self, worker_id: str, now_ms: int) -> None:
+        """Before producing: keep the earliest time this worker has records not yet ledgered."""
+        await self.redis.hsetnx(self.keys.inflight, worker_id, now_ms)
+
+    async def inflight(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in (await self.redis.hgetall(self.keys.inflight)).items()}
+
+    async def forget_inflight(self, entries: dict[str, int]) -> None:
+        """Drop in-flight marks that are still exactly as read (a live worker re-marks anew)."""
+        for worker_id, ts in entries.items():
+            await self.redis.eval(
+                "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then "
+                "return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0",
+                1, self.keys.inflight, worker_id, str(ts))
+
+    async def user_remedies(self, user_id: str) -> list[bytes]:
+        """The user's remedies, as remedy_action record values."""
+        return list((await self.redis.hgetall(self.keys.user(user_id))).values())
+
+    async def users_remedies(self, user_ids: Sequence[str]) -> dict[str, list[bytes]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for u in user_ids:
+            pipe.hgetall(self.keys.user(u))
+        rows = await pipe.execute()
+        return {u: list(raw.values()) for u, raw in zip(user_ids, rows)}
+
+    def _stage_outcomes(self, pipe, topic: str, counts: Mapping[str, int]) -> None:
+        for outcome, n in counts.items():
+            pipe.hincrby(self.keys.outcomes(topic), outcome, n)
+
+    async def count_outcomes(self, topic: str, counts: Mapping[str, int]) -> None:
+        if counts:
+            pipe = self.redis.pipeline(transaction=False)
+            self._stage_outcomes(pipe, topic, counts)
+            await pipe.execute()
+
+
+class SyncLedger:
+    """Blocking ledger for the CLI: status, replay dry runs, rebuild."""
+
+    def __init__(self, settings: Settings):
+        self.keys = Keys(settings.redis_prefix)
+        self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+
+    def issued(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        ids = list(ids)
+        for i in range(0, len(ids), 5000):
+            chunk = ids[i:i + 5000]
+            found.update(x for x, f in zip(chunk, self.redis.smismember(self.keys.ledger, chunk)) if f)
+        return found
+
+    def size(self) -> int:
+        return int(self.redis.scard(self.keys.ledger))
+
+    def user_remedies(self, user_id: str) -> list[bytes]:
+        """The user's remedies, as remedy_action record values."""
+        return list(self.redis.hgetall(self.keys.user(user_id)).values())
+
+    def outcomes(self, topic: str) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self.redis.hgetall(self.keys.outcomes(topic)).items()}
+
+    def record(self, ids: Iterable[str], entries: Iterable[RemedyEntry]) -> None:
+        self.keys.stage_record(self.redis.pipeline(transaction=True), ids, entries).execute()

@@ -1,0 +1,462 @@
+"""`makegood report`: what one incident cost and how fast it was paid, read back from the topics.
+
+Two halves, kept apart so the arithmetic is testable without a broker:
+- `aggregate` is pure: decoded records (with their Kafka timestamps) in, a frozen
+  `IncidentReport` out.
+- `collect` is the shell: it reads the output topics from the beginning up to the end offsets
+  they had when it started (its own `assign()`-ed consumer, never a group commit, so an SRE
+  running it touches no worker's offsets), asks the ledger for the recorded outcomes and calls
+  `aggregate`.
+
+Review cases carry report text and contacts (DESIGN §4.5). They are decoded with a projection of
+their schema that leaves those fields out, so personal data never even reaches this process's
+memory as strings, let alone its output.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from processors.model import (Action, IncidentStatus, OutageWindow, RemedyAction, ReviewCase,
+                              ReviewReason, SubjectKind, UserNotice)
+
+from streams.wire.codec import Codec, CodecError, SchemaRegistry
+from streams.settings import Settings
+from streams.kafka.topics import ACTIONS, DEADLETTER, ENTITLEMENTS, NOTICES, OUTAGES, REPORTS, REVIEWS
+from streams.errors import ReportError, UnknownIncident
+
+PERSONAL_FIELDS = frozenset({"title", "body", "contact_email", "contact_phone"})
+INPUT_TOPICS = (OUTAGES, ENTITLEMENTS, REPORTS)
+ERROR_SAMPLES = 3
+ERROR_CHARS = 160
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewView:
+    """The only review-case fields the report reads (a ReviewCase has them too)."""
+    review_id: str
+    incident_id: str | None
+    reason: ReviewReason
+
+
+# ------------------------------------------------------------------------------------ the report
+
+@dataclass(frozen=True)
+class IncidentInfo:
+    incident_id: str
+    site: str
+    services: tuple[str, ...]
+    status: str                 # of the latest revision
+    revision: int               # the latest revision number
+    revisions: int              # distinct revisions seen
+    started_at: int
+    ended_at: int | None
+    duration_hours: float | None
+
+
+@dataclass(frozen=True)
+class RemedyRow:
+    """Remedies of one (service, action). REVERSAL rows carry negative won and hours."""
+    service: str
+    action: str
+    count: int
+    won: int
+    hours: int
+    top_ups: int                # remedies whose `supersedes` tops up an earlier one
+    reversed: int               # remedies of this row that a later REVERSAL took back
+
+
+@dataclass(frozen=True)
+class Totals:
+    remedies: int               # distinct remedy ids
+    duplicate_records: int      # records repeating an id already seen (billing dedups by id)
+    won_credited: int
+    won_paid_out: int
+    won_reversed: int
+    hours_extended: int
+    hours_granted: int
+    hours_reversed: int
+    top_ups: int
+    reversals: int
+    users_reached: int
+    entitlements_covered: int
+    report_cases_paid: int
+
+
+@dataclass(frozen=True)
+class DeadLetterGroup:
+    source_topic: str           # logical name
+    stage: str
+    count: int
+    errors: tuple[str, ...]     # the first few distinct messages, shortened; never the raw value
+
+
+@dataclass(frozen=True)
+class Timing:
+    closed_at: int | None       # Kafka timestamp of the first CLOSED revision record
+    last_remedy_at: int | None  # Kafka timestamp of the last remedy record
+    close_to_last_remedy_s: float | None
+    remedies_in_span: int       # distinct remedies whose record landed in [closed_at, last_remedy_at]
+    remedies_per_second: float | None
+
+
+@dataclass(frozen=True)
+class IncidentReport:
+    incident: IncidentInfo
+    remedies: tuple[RemedyRow, ...]
+    totals: Totals
+    reviews_by_reason: tuple[tuple[str, int], ...]
+    notices_by_kind: tuple[tuple[str, int], ...]
+    dead_letters: tuple[DeadLetterGroup, ...]
+    timing: Timing
+    outcomes: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]   # input topic -> outcome counts
+    notes: tuple[str, ...] = ()
+
+
+def to_json(report: IncidentReport) -> dict[str, Any]:
+    """The report as plain JSON values: count pairs become objects."""
+    doc = dataclasses.asdict(report)
+    doc["reviews_by_reason"] = dict(report.reviews_by_reason)
+    doc["notices_by_kind"] = dict(report.notices_by_kind)
+    doc["outcomes"] = {topic: dict(counts) for topic, counts in report.outcomes}
+    return doc
+
+
+# ------------------------------------------------------------------------------------ pure part
+
+def _name(value: Any) -> str:
+    return value.value if isinstance(value, enum.Enum) else str(value)
+
+
+def _logical(topic: str, namespace: str) -> str:
+    prefix = f"{namespace}." if namespace else ""
+    return topic[len(prefix):] if prefix and topic.startswith(prefix) else topic
+
+
+def _shorten(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= ERROR_CHARS else line[:ERROR_CHARS - 1] + "…"
+
+
+def _incident(incident_id: str, windows: Sequence[OutageWindow]) -> IncidentInfo:
+    latest = max(windows, key=lambda w: w.revision)
+    hours = None if latest.ended_at is None else (latest.ended_at - latest.started_at) / HOUR_MS
+    return IncidentInfo(incident_id, latest.site, tuple(latest.services), _name(latest.status),
+                        latest.revision, len({w.revision for w in windows}), latest.started_at,
+                        latest.ended_at, hours)
+
+
+def _remedy_rows(remedies: Sequence[RemedyAction]) -> tuple[RemedyRow, ...]:
+    reversed_ids = {r.supersedes for r in remedies if r.action is Action.REVERSAL and r.supersedes}
+    acc: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    for r in remedies:
+        sign = -1 if r.action is Action.REVERSAL else 1
+        row = acc[(r.service, r.action.value)]
+        row[0] += 1
+        row[1] += sign * (r.amount_krw or 0)
+        row[2] += sign * (r.extend_hours or 0)
+        row[3] += int(r.supersedes is not None and r.action is not Action.REVERSAL)
+        row[4] += int(r.remedy_id in reversed_ids)
+    order = {a.value: i for i, a in enumerate(Action)}
+    return tuple(RemedyRow(s, a, *v) for (s, a), v in sorted(acc.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])))
+
+
+def _totals(remedies: Sequence[RemedyAction], duplicates: int) -> Totals:
+    def total(action: Action, attr: str) -> int:
+        return sum(getattr(r, attr) or 0 for r in remedies if r.action is action)
+
+    return Totals(
+        remedies=len(remedies), duplicate_records=duplicates,
+        won_credited=total(Action.CREDIT, "amount_krw"), won_paid_out=total(Action.PAYOUT, "amount_krw"),
+        won_reversed=total(Action.REVERSAL, "amount_krw"),
+        hours_extended=total(Action.EXTEND, "extend_hours"), hours_granted=total(Action.GRANT, "extend_hours"),
+        hours_reversed=total(Action.REVERSAL, "extend_hours"),
+        top_ups=sum(1 for r in remedies if r.supersedes is not None and r.action is not Action.REVERSAL),
+        reversals=sum(1 for r in remedies if r.action is Action.REVERSAL),
+        users_reached=len({r.user_id for r in remedies}),
+        entitlements_covered=len({r.subject_id for r in remedies if r.subject_kind is SubjectKind.ENTITLEMENT}),
+        report_cases_paid=len({r.subject_id for r in remedies
+                               if r.subject_kind is SubjectKind.REPORT and r.action is Action.PAYOUT}))
+
+
+def _dead_letters(records: Iterable[Mapping[str, Any]], namespace: str) -> tuple[DeadLetterGroup, ...]:
+    seen: set[tuple[str, int, int]] = set()
+    counts: Counter[tuple[str, str]] = Counter()
+    samples: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for d in records:
+        where = (d["source_topic"], int(d["source_partition"]), int(d["source_offset"]))
+        if where in seen:       # the same poison record dead-lettered twice (a replay)
+            continue
+        seen.add(where)
+        group = (_logical(d["source_topic"], namespace), _name(d["stage"]))
+        counts[group] += 1
+        message = _shorten(f"{d['error_class']}: {d['error_message']}")
+        if len(samples[group]) < ERROR_SAMPLES and message not in samples[group]:
+            samples[group].append(message)
+    return tuple(DeadLetterGroup(t, s, n, tuple(samples[(t, s)])) for (t, s), n in sorted(counts.items()))
+
+
+def _timing(windows: Sequence[tuple[OutageWindow, int | None]],
+            remedies: Sequence[tuple[RemedyAction, int | None]]) -> Timing:
+    closed = [ts for w, ts in windows if w.status is IncidentStatus.CLOSED and ts is not None]
+    stamps = [ts for _, ts in remedies if ts is not None]
+    closed_at = min(closed) if closed else None
+    last = max(stamps) if stamps else None
+    if closed_at is None or last is None:
+        return Timing(closed_at, last, None, 0, None)
+    span = (last - closed_at) / 1000
+    in_span = len({r.remedy_id for r, ts in remedies if ts is not None and closed_at <= ts <= last})
+    rate = in_span / span if span > 0 else None
+    return Timing(closed_at, last, span, in_span, rate)
+
+
+def aggregate(incident_id: str,
+              windows: Iterable[tuple[OutageWindow, int | None]],
+              remedies: Iterable[tuple[RemedyAction, int | None]],
+              reviews: Iterable[ReviewCase | ReviewView],
+              notices: Iterable[UserNotice],
+              dead_letters: Iterable[Mapping[str, Any]],
+              outcomes: Mapping[str, Mapping[str, int]] | None = None,
+              *, namespace: str = "", notes: Sequence[str] = ()) -> IncidentReport:
+    """The report of `incident_id` from records as read (duplicates included, any incident).
+
+    Each window and remedy comes with the Kafka timestamp of its record (or None). Records of
+    other incidents are ignored, except dead letters, which belong to no incident.
+    """
+    mine_w = [(w, ts) for w, ts in windows if w.incident_id == incident_id]
+    if not mine_w:
+        raise UnknownIncident(f"no revision of incident {incident_id!r} on {OUTAGES}")
+    mine_r = [(r, ts) for r, ts in remedies if r.incident_id == incident_id]
+    first: dict[str, RemedyAction] = {}
+    for r, _ in mine_r:
+        first.setdefault(r.remedy_id, r)
+    distinct = list(first.values())
+    review_ids: dict[str, ReviewReason] = {v.review_id: v.reason for v in reviews if v.incident_id == incident_id}
+    notice_ids: dict[str, str] = {n.notice_id: n.kind.value for n in notices if n.incident_id == incident_id}
+    return IncidentReport(
+        incident=_incident(incident_id, [w for w, _ in mine_w]),
+        remedies=_remedy_rows(distinct),
+        totals=_totals(distinct, len(mine_r) - len(distinct)),
+        reviews_by_reason=tuple(sorted(Counter(r.value for r in review_ids.values()).items())),
+        notices_by_kind=tuple(sorted(Counter(notice_ids.values()).items())),
+        dead_letters=_dead_letters(dead_letters, namespace),
+        timing=_timing(mine_w, mine_r),
+        outcomes=tuple((t, tuple(sorted((outcomes or {}).get(t, {}).items()))) for t in INPUT_TOPICS),
+        notes=tuple(notes))
+
+
+# ------------------------------------------------------------------------------------ the shell
+
+def read_until_end(settings: Settings, logicals: Sequence[str],
+                   take: Callable[[str, bytes | None, int | None], None], *,
+                   idle: float = 2.0, timeout: float = 120.0) -> None:
+    """Every record of the topics from offset 0 up to the end offsets they had when called.
+
+    A consumer with `assign()` and no commits: nobody's group offsets move. Records produced
+    after the start are not read, so the report is a snapshot and finishes on a busy topic.
+    """
+    from confluent_kafka import (OFFSET_BEGINNING, TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException,
+                                 TopicPartition)
+    c = Consumer({**settings.kafka_config(), "group.id": f"makegood-report-{uuid.uuid4().hex}",
+                  "enable.auto.commit": False, "enable.auto.offset.store": False,
+                  "auto.offset.reset": "earliest"})
+    try:
+        ends: dict[tuple[str, int], int] = {}
+        logical_of: dict[str, str] = {}
+        for logical in logicals:
+            name = settings.topic(logical)
+            logical_of[name] = logical
+            md = c.list_topics(name, timeout=10).topics.get(name)
+            if md is None or md.error is not None or not md.partitions:
+                raise ReportError(f"topic {name} is missing on {settings.bootstrap} (run `makegood topics create`)")
+            for p in md.partitions:
+                low, high = c.get_watermark_offsets(TopicPartition(name, p), timeout=10)
+                if high > low:
+                    ends[(name, p)] = high
+        if not ends:
+            return
+        c.assign([TopicPartition(n, p, OFFSET_BEGINNING) for n, p in ends])
+        deadline, quiet_since = time.monotonic() + timeout, time.monotonic()
+        while ends:
+            if time.monotonic() > deadline:
+                left = ", ".join(f"{n}[{p}]" for n, p in sorted(ends))
+                raise ReportError(f"timed out after {timeout:.0f} s reading {left} to their end offsets")
+            batch = c.consume(500, 0.5)
+            for m in batch:
+                if m.error() is not None:
+                    continue
+                where = (m.topic(), m.partition())
+                end = ends.get(where)
+                if end is None or m.offset() >= end:   # past the snapshot
+                    continue
+                kind, ts = m.timestamp()
+                take(logical_of[m.topic()], m.value(), None if kind == TIMESTAMP_NOT_AVAILABLE else ts)
+                if m.offset() >= end - 1:
+                    del ends[where]
+                    c.pause([TopicPartition(*where)])
+            if batch:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= idle:
+                # Offsets no message fills (transaction markers, deleted records) end a partition too.
+                for tp in c.position([TopicPartition(n, p) for n, p in ends]):
+                    if tp.offset >= ends[(tp.topic, tp.partition)]:
+                        del ends[(tp.topic, tp.partition)]
+                quiet_since = time.monotonic()
+    except KafkaException as exc:
+        raise ReportError(f"cannot read from Kafka at {settings.bootstrap}: {exc}") from None
+    finally:
+        c.close()
+
+
+def review_codec(codec: Codec) -> Codec:
+    """A codec whose review_case reader schema lacks the personal fields (Avro skips them)."""
+    declared = dict(codec.schema("review_case").declared)
+    declared["fields"] = [f for f in declared["fields"] if f["name"] not in PERSONAL_FIELDS]
+    registry: SchemaRegistry = codec.registry.with_version("review_case", declared, current=True)
+    return Codec(registry)
+
+
+def collect(settings: Settings, codec: Codec, incident_id: str, *, idle: float = 2.0,
+            timeout: float = 120.0) -> IncidentReport:
+    """Read the five topics up to their end offsets as of now, then aggregate.
+
+    `idle`: after that long without a record, positions are compared with the end offsets
+    (transaction markers or deleted records leave offsets no message will ever fill).
+    """
+    reviews_codec = review_codec(codec)
+    windows: list[tuple[OutageWindow, int | None]] = []
+    remedies: list[tuple[RemedyAction, int | None]] = []
+    reviews: list[ReviewView] = []
+    notices: list[UserNotice] = []
+    dead: list[dict] = []
+    bad: Counter[str] = Counter()
+
+    def take(logical: str, value: bytes | None, ts: int | None) -> None:
+        try:
+            if logical == OUTAGES:
+                windows.append((codec.decode_obj("outage_window", value), ts))
+            elif logical == ACTIONS:
+                r = codec.decode_obj("remedy_action", value)
+                if r.incident_id == incident_id:
+                    remedies.append((r, ts))
+            elif logical == REVIEWS:
+                d = reviews_codec.decode("review_case", value)
+                reviews.append(ReviewView(d["review_id"], d["incident_id"], ReviewReason[d["reason"]]))
+            elif logical == NOTICES:
+                n = codec.decode_obj("user_notice", value)
+                if n.incident_id == incident_id:
+                    notices.append(n)
+            else:
+                d = codec.decode("dead_letter", value)
+                d.pop("value", None), d.pop("key", None)   # raw bytes: never kept, never shown
+                dead.append(d)
+        except (CodecError, KeyError):
+            bad[logical] += 1
+
+    read_until_end(settings, [OUTAGES, ACTIONS, REVIEWS, NOTICES, DEADLETTER], take, idle=idle, timeout=timeout)
+    notes = [f"{n} record(s) on {t} could not be decoded and were left out" for t, n in sorted(bad.items())]
+    outcomes: dict[str, dict[str, int]] = {}
+    try:
+        from streams.ledger.store import SyncLedger
+        ledger = SyncLedger(settings)
+        outcomes = {t: ledger.outcomes(t) for t in INPUT_TOPICS}
+    except Exception as exc:  # noqa: BLE001 - redis errors of any kind: report without outcomes
+        notes.append(f"recorded outcomes unavailable: Redis at {settings.redis_url}: {type(exc).__name__}")
+    return aggregate(incident_id, windows, remedies, reviews, notices, dead, outcomes,
+                     namespace=settings.namespace, notes=notes)
+
+
+# ------------------------------------------------------------------------------------ text
+
+def when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def num(n: int | float | None, digits: int = 0) -> str:
+    if n is None:
+        return "-"
+    return f"{n:,.{digits}f}" if digits or isinstance(n, float) else f"{n:,}"
+
+
+def seconds(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if abs(s) < 120:
+        return f"{s:,.1f} s"
+    return f"{s:,.0f} s ({s / 60:,.1f} min)"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> list[str]:
+    """Aligned columns; numeric ones right-aligned."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def _pairs(items: Sequence[tuple[str, str]], indent: str = "  ", *, right: bool = True) -> list[str]:
+    """`label  value` lines; values right-aligned when they are numbers."""
+    if not items:
+        return [f"{indent}(none)"]
+    kw = max(len(k) for k, _ in items)
+    vw = max(len(v) for _, v in items)
+    return [f"{indent}{k.ljust(kw)}  {v.rjust(vw) if right else v}".rstrip() for k, v in items]
+
+
+def render_text(report: IncidentReport) -> str:
+    inc, t, tm = report.incident, report.totals, report.timing
+    out = [f"Incident {inc.incident_id}", *_pairs([
+        ("site", inc.site), ("status", f"{inc.status} (revision {inc.revision}, {inc.revisions} seen)"),
+        ("started", when(inc.started_at)), ("ended", when(inc.ended_at)),
+        ("duration", "-" if inc.duration_hours is None else f"{inc.duration_hours:,.1f} h"),
+        ("services", ", ".join(inc.services))], right=False), ""]
+    out.append("Remedies by service and action")
+    rows = [[r.service, r.action, num(r.count), num(r.won), num(r.hours), num(r.top_ups), num(r.reversed)]
+            for r in report.remedies]
+    rows.append(["total", "", num(t.remedies), num(sum(r.won for r in report.remedies)),
+                 num(sum(r.hours for r in report.remedies)), num(t.top_ups),
+                 num(sum(r.reversed for r in report.remedies))])
+    out += ["  " + line for line in table(["service", "action", "count", "won", "hours", "top-ups", "reversed"],
+                                          rows, [False, False, True, True, True, True, True])]
+    if t.duplicate_records:
+        out.append(f"  ({num(t.duplicate_records)} duplicate record(s) of ids already counted were ignored)")
+    out += ["", "Money and time", *_pairs([
+        ("won credited", num(t.won_credited)), ("won paid out", num(t.won_paid_out)),
+        ("won reversed", num(t.won_reversed)), ("hours extended", num(t.hours_extended)),
+        ("hours granted", num(t.hours_granted)), ("hours reversed", num(t.hours_reversed)),
+        ("users reached", num(t.users_reached)), ("entitlements covered", num(t.entitlements_covered))]), ""]
+    out += ["Reports", *_pairs([("cases paid", num(t.report_cases_paid))]),
+            "  reviews by reason", *_pairs([(k, num(v)) for k, v in report.reviews_by_reason], "    "),
+            "  notices by kind", *_pairs([(k, num(v)) for k, v in report.notices_by_kind], "    "), ""]
+    out.append("Dead letters")
+    if report.dead_letters:
+        rows = []
+        for g in report.dead_letters:
+            rows.append([g.source_topic, g.stage, num(g.count), g.errors[0] if g.errors else ""])
+            rows += [["", "", "", e] for e in g.errors[1:]]
+        out += ["  " + line for line in table(["source topic", "stage", "count", "first errors"], rows,
+                                              [False, False, True, False])]
+    else:
+        out.append("  (none)")
+    out += ["", "Timing", *_pairs([
+        ("window closed (record time)", when(tm.closed_at)), ("last remedy (record time)", when(tm.last_remedy_at)),
+        ("close to last remedy", seconds(tm.close_to_last_remedy_s)),
+        ("remedies per second", num(tm.remedies_per_second, 1) if tm.remedies_per_second is not None else "-")],
+        right=False), ""]
+    out.append("Recorded outcomes (ledger)")
+    for topic, counts in report.outcomes:
+        body = ", ".join(f"{k} {num(v)}" for k, v in counts) or "(none recorded)"
+        out.append(f"  {topic.ljust(max(len(x) for x, _ in report.outcomes))}  {body}")
+    out += [f"note: {n}" for n in report.notes]
+    return "\n".join(out) + "\n"

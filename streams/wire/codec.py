@@ -1,0 +1,169 @@
+"""Avro on the wire, as Avro's own single-object encoding.
+
+Every value is `C3 01` + the 8-byte little-endian CRC-64-AVRO fingerprint of the writer schema's
+Parsing Canonical Form + the Avro binary body. A reader looks the fingerprint up among the
+schemas it knows (`schemas/*.avsc` and older versions kept in `schemas/history/`) and resolves the
+writer schema to its own, so a consumer on a newer compatible schema reads older records and the
+other way round. No registry service is needed; the schema files are the registry.
+
+Schemas are parsed once, when the registry is built. Timestamps stay `int` epoch millis: the
+physical schemas used for (de)serialisation drop `logicalType`, which changes neither the bytes
+nor the fingerprint, and spares a datetime round trip per field.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+from fastavro.validation import ValidationError, validate
+
+from processors import model
+from streams.errors import CodecError, DecodeError, EncodeError
+
+MAGIC = b"\xc3\x01"
+HEADER_LEN = 10
+
+# schema file stem -> processors dataclass; dead letters stay plain dicts.
+RECORD_CLASSES: Mapping[str, type] = {
+    "outage_window": model.OutageWindow,
+    "entitlement_state": model.EntitlementState,
+    "damage_report": model.DamageReport,
+    "remedy_action": model.RemedyAction,
+    "review_case": model.ReviewCase,
+    "user_notice": model.UserNotice,
+}
+
+
+def _strip_logical(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_logical(v) for k, v in node.items() if k != "logicalType"}
+    if isinstance(node, list):
+        return [_strip_logical(v) for v in node]
+    return node
+
+
+@dataclass(frozen=True)
+class SchemaVersion:
+    name: str                 # file stem, e.g. "remedy_action"
+    fingerprint: bytes        # 8 bytes, little-endian CRC-64-AVRO
+    declared: dict            # as written in the .avsc (with logical types), for docs and tools
+    physical: dict            # parsed, logical types dropped: what (de)serialisation uses
+
+    @property
+    def full_name(self) -> str:
+        return self.physical["name"]
+
+
+def _version(name: str, declared: dict) -> SchemaVersion:
+    parsed = parse_schema(copy.deepcopy(declared))
+    fp = int(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"), 16).to_bytes(8, "little")
+    physical = parse_schema(_strip_logical(copy.deepcopy(declared)))
+    return SchemaVersion(name, fp, declared, physical)
+
+
+class SchemaRegistry:
+    """The current schema of each record type plus every older version, by fingerprint."""
+
+    def __init__(self, current: Mapping[str, SchemaVersion], known: Mapping[bytes, SchemaVersion]):
+        self.current = dict(current)
+        self.known = dict(known)
+
+    @classmethod
+    def from_dir(cls, directory: Path) -> "SchemaRegistry":
+        current: dict[str, SchemaVersion] = {}
+        known: dict[bytes, SchemaVersion] = {}
+        for path in sorted(directory.glob("*.avsc")):
+            v = _version(path.stem, json.loads(path.read_text()))
+            current[v.name] = known[v.fingerprint] = v
+        history = directory / "history"
+        for path in sorted(history.glob("*.avsc")) if history.is_dir() else ():
+            # history files are named <stem>.<anything>.avsc
+            v = _version(path.name.split(".")[0], json.loads(path.read_text()))
+            known.setdefault(v.fingerprint, v)
+        if not current:
+            raise CodecError(f"no .avsc schemas in {directory}")
+        return cls(current, known)
+
+    def with_version(self, name: str, declared: dict, *, current: bool) -> "SchemaRegistry":
+        """A registry that also knows `declared` (and uses it as current when asked): schema evolution."""
+        v = _version(name, declared)
+        cur = dict(self.current)
+        if current:
+            cur[name] = v
+        return SchemaRegistry(cur, {**self.known, v.fingerprint: v})
+
+
+class Codec:
+    def __init__(self, registry: SchemaRegistry):
+        self.registry = registry
+
+    @classmethod
+    def from_dir(cls, directory: Path) -> "Codec":
+        return cls(SchemaRegistry.from_dir(directory))
+
+    def schema(self, name: str) -> SchemaVersion:
+        try:
+            return self.registry.current[name]
+        except KeyError:
+            raise CodecError(f"no schema named {name!r}") from None
+
+    # ----------------------------------------------------------------- dicts (plain Avro values)
+
+    def encode(self, name: str, record: Mapping[str, Any], *, check: bool = True) -> bytes:
+        v = self.schema(name)
+        if check:
+            try:
+                validate(record, v.physical, raise_errors=True)
+            except ValidationError as exc:
+                raise EncodeError(f"{name}: {'; '.join(str(e) for e in exc.errors)}") from None
+        buf = io.BytesIO()
+        buf.write(MAGIC)
+        buf.write(v.fingerprint)
+        try:
+            schemaless_writer(buf, v.physical, record)
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+            raise EncodeError(f"{name}: {exc}") from None
+        return buf.getvalue()
+
+    def decode(self, name: str, data: bytes | None) -> dict:
+        if data is None:
+            raise DecodeError("null value where a record was expected", data)
+        if len(data) < HEADER_LEN or data[:2] != MAGIC:
+            raise DecodeError("not Avro single-object encoding (bad magic)", data)
+        reader = self.schema(name)
+        writer = self.registry.known.get(data[2:HEADER_LEN])
+        if writer is None:
+            raise DecodeError(f"unknown writer schema fingerprint {data[2:HEADER_LEN].hex()}", data)
+        if writer.full_name != reader.full_name:
+            raise DecodeError(f"a {writer.full_name} record where {reader.full_name} was expected", data)
+        body = io.BytesIO(data)
+        body.seek(HEADER_LEN)
+        try:
+            if writer is reader:
+                value = schemaless_reader(body, reader.physical, None)
+            else:
+                value = schemaless_reader(body, writer.physical, reader.physical)
+        except Exception as exc:  # fastavro raises many kinds on corrupt input
+            raise DecodeError(f"corrupt Avro body: {type(exc).__name__}: {exc}", data) from None
+        if body.tell() != len(data):
+            raise DecodeError(f"{len(data) - body.tell()} trailing bytes after the record", data)
+        return value
+
+    # ----------------------------------------------------------------- processors dataclasses
+
+    def encode_obj(self, name: str, obj: Any) -> bytes:
+        # Records built by processors are well-typed: skip the per-field validation pass.
+        return self.encode(name, model.to_dict(obj), check=False)
+
+    def decode_obj(self, name: str, data: bytes | None) -> Any:
+        value = self.decode(name, data)
+        try:
+            return model.from_dict(RECORD_CLASSES[name], value)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise DecodeError(f"{name}: {exc}", data) from None

@@ -1,0 +1,91 @@
+"""Entitlement intake: each batch the state consumer hands over, stored and decided on arrival.
+
+A state is admitted (or dead-lettered), compared with the stored one (newer `updated_at`
+wins; a tombstone deletes, and issued remedies stand), stored, and decided against every
+incident the feed knows, so an entitlement published after its window closed is remedied at
+once. Partition assignment changes the store here too, and asks the sweeper to catch up
+before any batch of the new assignment is decided.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from confluent_kafka import Message
+
+from processors.model import Source
+
+from streams.decide.admit import Admission, Rejection
+from streams.decide.entitlements import owed
+from streams.decide.outputs import Batch, DeadLetter, Intake
+from streams.errors import Stage
+from streams.kafka.topics import ENTITLEMENTS
+from streams.worker.emitter import Emitter
+from streams.worker.feed import IncidentFeed
+from streams.worker.gate import Gate
+from streams.worker.store import StateStore
+
+log = logging.getLogger(__name__)
+
+
+class EntitlementIntake:
+    def __init__(self, admission: Admission, store: StateStore, feed: IncidentFeed, emitter: Emitter,
+                 gate: Gate, partitions: int, on_assigned: Callable[[], Any], ready: Any):
+        self.admission = admission
+        self.store = store
+        self.feed = feed
+        self.emitter = emitter
+        self.gate = gate
+        self.partitions = partitions       # of entitlement.states.v1, as declared
+        self._on_assigned = on_assigned    # the sweeper's catch-up request
+        self._ready = ready                # set once the catch-up after an assignment is done
+
+    async def assigned(self, parts: set[int], kept: set[int], restored: dict[bytes, bytes]) -> None:
+        async with self.gate.exclusive():
+            dropped = self.store.assign(parts, kept, restored, self.partitions)
+        log.info("assigned entitlement partitions %s (kept %s, %d states restored from the topic, %d dropped)",
+                 sorted(parts), sorted(kept), len(restored), dropped)
+        self._on_assigned()
+
+    async def revoked(self, parts: set[int]) -> None:
+        async with self.gate.exclusive():
+            self.store.owned -= parts
+
+    async def handle(self, msgs: list[Message]) -> None:
+        """One batch of entitlement.states.v1 records (offset order); returns once its outputs
+        are acknowledged and ledgered."""
+        await self._ready.wait()
+        batch = Batch()
+        store = self.store
+        async with self.gate.exclusive():
+            owned = store.owned
+            for m in msgs:
+                key, value, partition, offset = m.key(), m.value(), m.partition(), m.offset()
+                if partition not in owned:      # revoked while this batch was in hand
+                    continue
+                source = Source(m.topic(), partition, offset)
+                try:
+                    self._take(key, value, source, batch)
+                except Exception as exc:  # a processor bug must not stop the pipeline
+                    log.exception("entitlement at %s/%s@%s failed", source.topic, partition, offset)
+                    batch.fail(DeadLetter(source, key, value, Stage.PROCESS, type(exc).__name__, str(exc)))
+            await self.emitter.emit(batch, outcome_topic=ENTITLEMENTS)
+
+    def _take(self, key: bytes | None, value: bytes | None, source: Source, batch: Batch) -> None:
+        store = self.store
+        if value is None:  # tombstone: the entitlement is gone; issued remedies stand
+            if key is not None:
+                store.delete(key)
+            batch.outcomes[Intake.TOMBSTONE] += 1
+            return
+        ent = self.admission.check("entitlement_state", value)
+        if isinstance(ent, Rejection):
+            batch.fail(DeadLetter.of(source, key, value, ent))
+            return
+        k = ent.entitlement_id.encode()
+        if store.is_stale(k, ent.updated_at):
+            batch.outcomes[Intake.STALE] += 1   # newer state already stored: newer wins
+            return
+        store.put(k, source.partition, source.offset, ent.updated_at, value)
+        decided = owed(self.admission.policy, self.feed.histories.values(), ent, source, batch)
+        batch.outcomes[Intake.DECIDED if decided else Intake.STORED_NO_INCIDENT] += 1

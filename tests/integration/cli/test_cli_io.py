@@ -1,0 +1,159 @@
+"""`makegood publish` / `makegood consume` as a user runs them: the real CLI against the real broker."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from streams.wire.codec import Codec
+from streams.wire.jsonio import JsonRecords
+from streams.settings import Settings
+from tests.integration.conftest import read_topic
+from tests.samples import sample
+
+MAKEGOOD = str(Path(sys.executable).parent / "makegood")
+KST_START = "2022-10-15T15:19:00+09:00"
+
+
+def run(settings: Settings, *args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MAKEGOOD_NAMESPACE=settings.namespace)
+    return subprocess.run([MAKEGOOD, *args], input=stdin, capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def entitlement(n: int, **changes) -> dict:
+    e = dict(sample("entitlement_state"), entitlement_id=f"ent-{n}", user_id=f"u-{n}")
+    e.update(changes)
+    return e
+
+
+def test_publish_rejects_bad_lines_and_consume_prints_the_good_ones(
+        settings: Settings, codec: Codec, tmp_path: Path) -> None:
+    jr = JsonRecords(codec)
+    good = [jr.to_json("entitlement_state", entitlement(n)) for n in range(1, 4)]
+    good[1]["valid_from"] = KST_START  # an offset timestamp, normalised to UTC Z on the way back
+    good[2]["user_id"] = "사용자-3"     # non-ASCII survives both ways
+    lines = [
+        json.dumps(good[0]),
+        "{not json",                                                   # line 2
+        json.dumps(dict(good[0], entitlement_id="ent-x", price_krw=4900.0)),  # line 3: float money
+        "",                                                            # blank: skipped
+        json.dumps(good[1], ensure_ascii=False),                       # line 5
+        json.dumps(dict(good[0], valid_from="2022-10-15T15:19:00")),   # line 6: naive timestamp
+        json.dumps(dict(good[0], colour="red")),                       # line 7: unknown field
+        json.dumps(good[2], ensure_ascii=False),                       # line 8
+    ]
+    path = tmp_path / "ents.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    pub = run(settings, "publish", "entitlement.states.v1", str(path))
+    assert pub.returncode == 2, pub.stderr
+    err = pub.stderr.splitlines()
+    assert [ln.split(":")[0] for ln in err[:-1]] == ["line 2", "line 3", "line 6", "line 7"]
+    assert "price_krw" in err[1] and "valid_from" in err[2] and "colour" in err[3]
+    assert err[-1] == f"published 3, rejected 4 ({settings.topic('entitlement.states.v1')})"
+
+    msgs = read_topic(settings, "entitlement.states.v1", expect=3)
+    assert sorted(m.key().decode() for m in msgs) == ["ent-1", "ent-2", "ent-3"]
+
+    con = run(settings, "consume", "entitlement.states.v1", "--from-beginning", "--until-idle", "2")
+    assert con.returncode == 0, con.stderr
+    out = sorted((json.loads(ln) for ln in con.stdout.splitlines()), key=lambda r: r["entitlement_id"])
+    expected = [dict(g) for g in good]
+    expected[1]["valid_from"] = "2022-10-15T06:19:00.000Z"
+    assert out == expected
+    assert all(ln == json.dumps(json.loads(ln), sort_keys=True, ensure_ascii=False)
+               for ln in con.stdout.splitlines())
+
+
+def test_all_valid_from_stdin_exits_zero_and_meta_and_max(settings: Settings, codec: Codec) -> None:
+    jr = JsonRecords(codec)
+    window = jr.to_json("outage_window", sample("outage_window"))
+    stdin = "\n".join(json.dumps(dict(window, revision=r)) for r in (1, 2)) + "\n"
+    pub = run(settings, "publish", "outage.windows.v1", "-", stdin=stdin)
+    assert pub.returncode == 0, pub.stderr
+    assert pub.stderr.strip().endswith("published 2, rejected 0 "
+                                       f"({settings.topic('outage.windows.v1')})")
+    con = run(settings, "consume", "outage.windows.v1", "--from-beginning", "--max", "1",
+              "--meta", "--until-idle", "10")
+    (line,) = con.stdout.splitlines()
+    rec = json.loads(line)
+    assert rec["_offset"] == 0 and isinstance(rec["_partition"], int) and rec["revision"] == 1
+
+
+def test_tombstone_publishes_a_null_value(settings: Settings) -> None:
+    stdin = json.dumps({"entitlement_id": "ent-gone", "__tombstone__": True}) + "\n"
+    pub = run(settings, "publish", "entitlement.states.v1", "-", stdin=stdin)
+    assert pub.returncode == 0, pub.stderr
+    (msg,) = read_topic(settings, "entitlement.states.v1", expect=1)
+    assert msg.key() == b"ent-gone" and msg.value() is None
+    con = run(settings, "consume", "entitlement.states.v1", "--from-beginning", "--until-idle", "2")
+    assert json.loads(con.stdout) == {"entitlement_id": "ent-gone", "__tombstone__": True}
+
+
+def test_tombstone_refused_elsewhere(settings: Settings) -> None:
+    stdin = json.dumps({"incident_id": "INC-1", "__tombstone__": True}) + "\n"
+    pub = run(settings, "publish", "outage.windows.v1", "-", stdin=stdin)
+    assert pub.returncode == 2
+    assert pub.stderr.startswith("line 1: __tombstone__: tombstones are only for entitlement.states.v1")
+
+
+def test_consume_reports_undecodable_records_and_goes_on(settings: Settings, codec: Codec) -> None:
+    p = Producer({"bootstrap.servers": settings.bootstrap})
+    name = settings.topic("damage.reports.v1")
+    p.produce(name, key=b"u-9", value=b"\x00\xffnot avro", partition=0)
+    p.produce(name, key=b"u-9", value=codec.encode("damage_report", sample("damage_report")), partition=0)
+    assert p.flush(10) == 0
+    con = run(settings, "consume", "damage.reports.v1", "--from-beginning", "--until-idle", "2")
+    assert con.returncode == 0
+    assert con.stderr.strip() == "partition 0 offset 0: not Avro single-object encoding (bad magic)"
+    (line,) = con.stdout.splitlines()
+    assert json.loads(line)["report_id"] == "r-1"
+
+
+def test_unknown_topic_is_one_line(settings: Settings) -> None:
+    res = run(settings, "consume", "remedy.actions.v2", "--until-idle", "1")
+    assert res.returncode == 1
+    assert res.stderr.count("\n") == 1 and "valid topics: outage.windows.v1" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_a_refused_delivery_is_an_error(settings: Settings, codec: Codec) -> None:
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                       ResourceType)
+    name = settings.topic("remedy.deadletter.v1")
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    res = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+        ConfigEntry("max.message.bytes", "2000", incremental_operation=AlterConfigOpType.SET)])
+    for fut in admin.incremental_alter_configs([res]).values():
+        fut.result()
+    jr = JsonRecords(codec)
+    small = jr.to_json("dead_letter", sample("dead_letter"))
+    big = dict(small, error_message="x" * 5000)
+    ok = run(settings, "publish", "remedy.deadletter.v1", "-", stdin=json.dumps(small) + "\n")
+    assert ok.returncode == 0, ok.stderr
+    pub = run(settings, "publish", "remedy.deadletter.v1", "-", stdin="\n" + json.dumps(big) + "\n")
+    assert pub.returncode == 1, pub.stderr
+    assert f"published 0, rejected 0 ({name})" in pub.stderr
+    assert "1 of 1 records were not delivered" in pub.stderr and "line 2: " in pub.stderr
+    assert "too large" in pub.stderr and "Traceback" not in pub.stderr
+    (msg,) = read_topic(settings, "remedy.deadletter.v1", expect=1)
+    assert msg.key() == b"u-9"  # a dead letter is keyed by its source record's key
+
+
+def test_consume_as_a_group_resumes_where_it_stopped(settings: Settings, codec: Codec) -> None:
+    jr = JsonRecords(codec)
+    stdin = "".join(json.dumps(jr.to_json("entitlement_state", entitlement(n))) + "\n" for n in (1, 2))
+    assert run(settings, "publish", "entitlement.states.v1", "-", stdin=stdin).returncode == 0
+    group = settings.topic("cli-reader")
+    seen = []
+    for _ in range(2):
+        con = run(settings, "consume", "entitlement.states.v1", "--group", group, "--max", "1",
+                  "--until-idle", "15")
+        assert con.returncode == 0, con.stderr
+        seen += [json.loads(ln)["entitlement_id"] for ln in con.stdout.splitlines()]
+    assert sorted(seen) == ["ent-1", "ent-2"]

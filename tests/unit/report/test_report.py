@@ -1,0 +1,227 @@
+"""The incident report's arithmetic and rendering, from hand-made records (no broker)."""
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+
+from processors.model import (Action, IncidentStatus, NoticeKind, RemedyAction, ReportCategory,
+                              ReporterKind, ReviewCase, ReviewReason, SubjectKind, UserNotice)
+from streams.report.collect import UnknownIncident, aggregate, render_text, to_json
+from streams.report.html import render_html
+from tests.factories import END, HOUR, INCIDENT, src, window
+
+SECRET = "my-secret-complaint-body"
+CLOSED_TS = END + 2 * HOUR          # Kafka timestamp of the first CLOSED record
+
+
+def remedy(rid: str, action: Action = Action.EXTEND, **kw: Any) -> RemedyAction:
+    base: dict[str, Any] = dict(
+        remedy_id=rid, incident_id=INCIDENT, rule_id="rule", policy_version="p1", action=action,
+        user_id="U-1", subject_kind=SubjectKind.ENTITLEMENT, subject_id=f"E-{rid}", service="melon",
+        extend_hours=72 if action in (Action.EXTEND, Action.GRANT) else None,
+        amount_krw=None, supersedes=None, decided_at=END, source=src())
+    base.update(kw)
+    return RemedyAction(**base)
+
+
+def review(rid: str, reason: ReviewReason, incident: str | None = INCIDENT) -> ReviewCase:
+    return ReviewCase(
+        review_id=rid, case_id=f"C-{rid}", incident_id=incident, reporter_id="biz1",
+        reporter_kind=ReporterKind.BUSINESS, business_id="BRN-1", service="gift",
+        category=ReportCategory.BUSINESS_LOSS, claimed_loss_krw=800_000, reason=reason,
+        report_ids=("r1",), title="주문 누락", body=SECRET, contact_email="someone@example.com",
+        contact_phone="010-1234-5678", policy_version="p1", decided_at=END, source=src())
+
+
+def notice(nid: str, kind: NoticeKind, incident: str | None = INCIDENT) -> UserNotice:
+    return UserNotice(notice_id=nid, user_id="U-1", incident_id=incident, kind=kind, remedy_ids=(),
+                      report_id=None, message="fixed template", policy_version="p1", decided_at=END,
+                      source=src())
+
+
+def dead(offset: int, stage: str = "DECODE", topic: str = "ns1.damage.reports.v1",
+         message: str = "bad magic") -> dict:
+    return {"source_topic": topic, "source_partition": 0, "source_offset": offset, "key": b"k",
+            "value": b"RAW-POISON-BYTES", "stage": stage, "error_class": "DecodeError",
+            "error_message": message, "failed_at": END}
+
+
+REMEDIES = [
+    remedy("a", service="melon"),
+    remedy("a", service="melon"),                      # duplicate record of the same id
+    remedy("b", service="melon", user_id="U-2"),
+    remedy("c", Action.CREDIT, service="emoticon-plus", extend_hours=None, amount_krw=1_225_000, user_id="U-3"),
+    remedy("d", Action.PAYOUT, service="gift", extend_hours=None, amount_krw=30_000, user_id="biz1",
+           subject_kind=SubjectKind.REPORT, subject_id="CASE-1"),
+    remedy("e", Action.PAYOUT, service="gift", extend_hours=None, amount_krw=20_000, user_id="biz1",
+           subject_kind=SubjectKind.REPORT, subject_id="CASE-1", supersedes="d"),       # top-up
+    remedy("f", Action.EXTEND, service="gift", extend_hours=120, subject_id="E-g1"),
+    remedy("g", Action.REVERSAL, service="gift", extend_hours=120, subject_id="E-g1", supersedes="f"),
+    remedy("h", Action.GRANT, service="kakaotalk", extend_hours=2160, user_id="U-4"),
+    remedy("x", incident_id="INC-OTHER"),              # another incident: ignored
+]
+STAMPS = {"a": 10, "b": 20, "c": 30, "d": 40, "e": 50, "f": 60, "g": 70, "h": 80, "x": 90}
+
+
+def build(**kw: Any):
+    windows = [(window(revision=1, status=IncidentStatus.OPEN), END - 100 * HOUR),
+               (window(revision=2), CLOSED_TS),
+               (window(revision=3, ended_at=END + 7 * HOUR), CLOSED_TS + 3_600_000),
+               (window(incident_id="INC-OTHER", revision=9), 1)]
+    remedies = [(r, CLOSED_TS + 1000 * STAMPS[r.remedy_id[0]]) for r in REMEDIES]
+    reviews = [review("v1", ReviewReason.LARGE_BUSINESS_LOSS), review("v1", ReviewReason.LARGE_BUSINESS_LOSS),
+               review("v2", ReviewReason.FREE_SERVICE), review("v3", ReviewReason.OTHER, incident=None)]
+    notices = [notice("n1", NoticeKind.REMEDY_ISSUED), notice("n2", NoticeKind.REMEDY_ISSUED),
+               notice("n3", NoticeKind.REPORT_IN_REVIEW), notice("n4", NoticeKind.REPORT_REJECTED, incident=None)]
+    dls = [dead(1), dead(1), dead(2, message="corrupt Avro body"), dead(3, "VALIDATE", message="unknown service"),
+           dead(4, "VALIDATE", topic="ns1.entitlement.states.v1", message="price_krw < 0")]
+    outcomes = {"entitlement.states.v1": {"decided": 7, "stale": 1}}
+    args: dict[str, Any] = dict(windows=windows, remedies=remedies, reviews=reviews, notices=notices,
+                                dead_letters=dls, outcomes=outcomes, namespace="ns1")
+    args.update(kw)
+    return aggregate(INCIDENT, **args)
+
+
+def test_incident_is_the_latest_revision():
+    inc = build().incident
+    assert (inc.status, inc.revision, inc.revisions) == ("CLOSED", 3, 3)
+    assert inc.ended_at == END + 7 * HOUR and inc.duration_hours == pytest.approx(134.0)
+    assert inc.site == "SK C&C Pangyo"
+
+
+def test_totals_dedup_by_remedy_id_and_count_duplicates_apart():
+    t = build().totals
+    assert t.remedies == 8 and t.duplicate_records == 1
+    assert (t.won_credited, t.won_paid_out, t.won_reversed) == (1_225_000, 50_000, 0)
+    assert (t.hours_extended, t.hours_granted, t.hours_reversed) == (72 + 72 + 120, 2160, 120)
+    assert (t.top_ups, t.reversals) == (1, 1)
+    assert t.users_reached == 5               # U-1, U-2, U-3, biz1, U-4
+    assert t.entitlements_covered == 5        # E-a, E-b, E-c, E-g1, E-h
+    assert t.report_cases_paid == 1           # a top-up pays the same case again
+
+
+def test_rows_by_service_and_action_with_top_ups_and_reversals():
+    rows = {(r.service, r.action): r for r in build().remedies}
+    assert rows[("melon", "EXTEND")].count == 2 and rows[("melon", "EXTEND")].hours == 144
+    payout = rows[("gift", "PAYOUT")]
+    assert (payout.count, payout.won, payout.top_ups) == (2, 50_000, 1)
+    assert rows[("gift", "EXTEND")].reversed == 1
+    assert rows[("gift", "REVERSAL")].hours == -120    # reversals count against the row sums
+    assert ("melon", "EXTEND") in rows and all(r.service != "x" for r in rows.values())
+
+
+def test_reviews_notices_and_dead_letters():
+    rep = build()
+    assert dict(rep.reviews_by_reason) == {"LARGE_BUSINESS_LOSS": 1, "FREE_SERVICE": 1}
+    assert dict(rep.notices_by_kind) == {"REMEDY_ISSUED": 2, "REPORT_IN_REVIEW": 1}
+    groups = {(g.source_topic, g.stage): g for g in rep.dead_letters}
+    assert groups[("damage.reports.v1", "DECODE")].count == 2     # the repeated offset counts once
+    assert groups[("damage.reports.v1", "DECODE")].errors == ("DecodeError: bad magic",
+                                                             "DecodeError: corrupt Avro body")
+    assert groups[("entitlement.states.v1", "VALIDATE")].count == 1
+
+
+def test_timing_from_the_first_closed_record_to_the_last_remedy():
+    tm = build().timing
+    assert tm.closed_at == CLOSED_TS
+    assert tm.close_to_last_remedy_s == pytest.approx(80.0)
+    assert tm.remedies_in_span == 8 and tm.remedies_per_second == pytest.approx(0.1)
+
+
+def test_timing_without_a_closed_revision_is_none():
+    tm = build(windows=[(window(revision=1, status=IncidentStatus.OPEN), 5)]).timing
+    assert tm.closed_at is None and tm.close_to_last_remedy_s is None and tm.remedies_per_second is None
+
+
+def test_unknown_incident():
+    with pytest.raises(UnknownIncident, match="INC-NOPE"):
+        aggregate("INC-NOPE", [(window(), 1)], [], [], [], [])
+
+
+def test_outcomes_cover_the_three_input_topics():
+    outcomes = dict(build().outcomes)
+    assert list(outcomes) == ["outage.windows.v1", "entitlement.states.v1", "damage.reports.v1"]
+    assert dict(outcomes["entitlement.states.v1"]) == {"decided": 7, "stale": 1}
+
+
+def test_text_layout():
+    text = render_text(build())
+    for heading in ("Incident INC-20221015-PANGYO", "Remedies by service and action", "Money and time",
+                    "Reports", "Dead letters", "Timing"):
+        assert heading in text
+    assert "1,225,000" in text and "2,160" in text and "80.0 s" in text
+    money = {line.split("  ")[1].strip(): line.split()[-1] for line in text.splitlines()
+             if line.startswith("  won ") or line.startswith("  hours ")}
+    assert money["won credited"] == "1,225,000" and money["won paid out"] == "50,000"
+    # the table's numeric columns are right-aligned: every row ends at the same column
+    lines = text.split("Remedies by service and action\n")[1].split("\n\n")[0].splitlines()
+    table = [line for line in lines if not line.startswith("  (")]
+    assert len({len(line) for line in table}) == 1, table
+    assert table[-1].split()[:2] == ["total", "8"]
+
+
+def test_json_is_plain():
+    doc = json.loads(json.dumps(to_json(build())))
+    assert doc["totals"]["won_credited"] == 1_225_000
+    assert doc["reviews_by_reason"] == {"FREE_SERVICE": 1, "LARGE_BUSINESS_LOSS": 1}
+
+
+class _Strict(HTMLParser):
+    VOID = {"meta", "br", "hr", "img", "input", "link", "col", "wbr", "source", "area", "base"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.tags.add(tag)
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes <{self.stack[-1] if self.stack else None}>"
+        self.stack.pop()
+
+
+def test_html_is_well_formed_self_contained_and_has_charts():
+    page = render_html(build())
+    parser = _Strict()
+    parser.feed(page)
+    parser.close()
+    assert parser.stack == []
+    assert {"svg", "table", "style"} <= parser.tags
+    assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert "https://" not in page and "1,225,000" in page
+
+
+def test_html_renders_with_nothing_to_show():
+    rep = build(remedies=[], reviews=[], notices=[], dead_letters=[], outcomes={})
+    parser = _Strict()
+    parser.feed(render_html(rep))
+    assert parser.stack == []
+
+
+def test_no_personal_data_or_raw_bytes_in_any_output():
+    rep = build()
+    for out in (render_text(rep), render_html(rep), json.dumps(to_json(rep))):
+        for secret in (SECRET, "someone@example.com", "010-1234-5678", "주문 누락", "RAW-POISON-BYTES"):
+            assert secret not in out
+
+
+def test_review_cases_are_decoded_without_their_personal_fields():
+    from streams.wire.codec import Codec
+    from streams.report.collect import review_codec
+    from streams.settings import ROOT
+    codec = Codec.from_dir(ROOT / "schemas")
+    wire = codec.encode_obj("review_case", review("v9", ReviewReason.OTHER))
+    value = review_codec(codec).decode("review_case", wire)
+    assert value["review_id"] == "v9" and value["reason"] == "OTHER"
+    assert not {"title", "body", "contact_email", "contact_phone"} & set(value)
+    assert SECRET not in repr(value)
