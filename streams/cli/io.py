@@ -14,7 +14,7 @@ import os
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
@@ -23,7 +23,8 @@ from streams.wire.jsonio import JsonRecordError, JsonRecords
 from streams.settings import Settings
 from streams.kafka.topics import (ACTIONS, DEADLETTER, ENTITLEMENTS, NOTICES, OUTAGES, REPORTS, REVIEWS,
                                   TOPIC_SCHEMAS)
-from streams.errors import CommandError, PublishError
+from streams.errors import CommandError, ProduceError, PublishError
+from streams.kafka.producer import Producer, describe
 
 # The record field whose value is the Kafka key (DESIGN §2). Dead letters are keyed by the
 # source record's key, which they carry as bytes; see `record_key`.
@@ -40,7 +41,7 @@ TOMBSTONE = "__tombstone__"
 TOMBSTONE_TOPICS = {ENTITLEMENTS: "entitlement_id"}  # compacted topics where null means "deleted"
 EXIT_REJECTED = 2
 DELIVERY_TIMEOUT_MS = 30_000
-PROGRESS_EVERY = 10_000
+PUBLISH_CHUNK = 10_000       # lines produced and acknowledged at a time (and a progress line)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -138,69 +139,51 @@ def _open_input(path: str) -> IO[bytes]:
 
 # ----------------------------------------------------------------------------- publish
 
-@dataclass
-class _Deliveries:
-    ok: int = 0
-    failed: list[str] = field(default_factory=list)
-
-    def report(self, number: int) -> Callable[[Any, Any], None]:
-        """The delivery callback for input line `number`."""
-        def on_delivery(err: Any, _msg: Any) -> None:
-            if err is None:
-                self.ok += 1
-            else:
-                self.failed.append(f"line {number}: {err.str()}")
-        return on_delivery
-
-
 def publish(args: argparse.Namespace, settings: Settings) -> int:
-    from confluent_kafka import Producer
-
     topic = args.topic
     schema_for(topic)
     records = JsonRecords(Codec.from_dir(settings.schemas_dir))
-    producer = Producer({**settings.producer_config(), "enable.idempotence": True,
-                         "acks": "all", "linger.ms": 20, "message.timeout.ms": DELIVERY_TIMEOUT_MS})
-    real = _require_topic(settings, topic, producer.list_topics)
-    deliveries = _Deliveries()
+    producer = Producer(settings, **{"linger.ms": 20, "message.timeout.ms": DELIVERY_TIMEOUT_MS})
+    failed: list[str] = []
     rejected = sent = 0
-    show_progress = sys.stderr.isatty()
-    source = _open_input(args.file)
+    source = None
     try:
+        real = _require_topic(settings, topic, producer.list_topics)
+        show_progress = sys.stderr.isatty()
+        source = _open_input(args.file)
+        chunk: list[LineResult] = []
         for line in parse_lines(iter(source), topic, records):
             if line.error is not None:
                 rejected += 1
                 print(f"line {line.number}: {line.error}", file=sys.stderr)
                 continue
-            _produce(producer, real, line, deliveries)
-            sent += 1
-            if show_progress and sent % PROGRESS_EVERY == 0:
-                print(f"... {sent} sent", file=sys.stderr)
+            chunk.append(line)
+            if len(chunk) == PUBLISH_CHUNK:
+                sent += _send(producer, real, chunk, failed)
+                chunk = []
+                if show_progress:
+                    print(f"... {sent} sent", file=sys.stderr)
+        sent += _send(producer, real, chunk, failed)
     finally:
-        if source is not sys.stdin.buffer:
+        if source is not None and source is not sys.stdin.buffer:
             source.close()
-        remaining = producer.flush(DELIVERY_TIMEOUT_MS / 1000 + 5)
-    print(f"published {deliveries.ok}, rejected {rejected} ({real})", file=sys.stderr)
-    if deliveries.failed or remaining:
-        first = deliveries.failed[0] if deliveries.failed else "no delivery report"
-        raise PublishError(f"{len(deliveries.failed) + remaining} of {sent} records were not "
-                           f"delivered to {real} (first: {first})")
+        producer.close(DELIVERY_TIMEOUT_MS / 1000 + 5)
+    print(f"published {sent - len(failed)}, rejected {rejected} ({real})", file=sys.stderr)
+    if failed:
+        raise PublishError(f"{len(failed)} of {sent} records were not delivered to {real} (first: {failed[0]})")
     return EXIT_REJECTED if rejected else 0
 
 
-def _produce(producer: Any, topic: str, line: LineResult, deliveries: _Deliveries) -> None:
-    from confluent_kafka import KafkaException
-
-    while True:
-        try:
-            producer.produce(topic, key=line.key, value=line.value, on_delivery=deliveries.report(line.number))
-            break
-        except BufferError:  # local queue full: let deliveries drain
-            producer.poll(0.5)
-        except KafkaException as exc:  # refused before sending, e.g. larger than message.max.bytes
-            deliveries.failed.append(f"line {line.number}: {exc.args[0].str()}")
-            break
-    producer.poll(0)
+def _send(producer: Producer, real: str, lines: list[LineResult], failed: list[str]) -> int:
+    """Produce a chunk of valid lines and wait for every delivery report; failures are noted
+    by line number and the next chunk still goes out, as each line stands on its own."""
+    try:
+        producer.send_batch_sync([(real, ln.key, ln.value, None) for ln in lines], DELIVERY_TIMEOUT_MS / 1000 + 5)
+    except ProduceError as exc:
+        if not exc.failures:
+            failed.extend(f"line {ln.number}: {exc}" for ln in lines)
+        failed.extend(f"line {lines[i].number}: {describe(err)}" for i, err in exc.failures)
+    return len(lines)
 
 
 # ----------------------------------------------------------------------------- consume

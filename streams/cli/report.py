@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from streams.wire.codec import Codec
-from streams.report.collect import ReportError, UnknownIncident, collect, render_text, to_json
+from streams.errors import ReportError, UnknownIncident
+from streams.report.collect import collect, to_json
+from streams.report.text import render_text
 from streams.settings import Settings
 
 

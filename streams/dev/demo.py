@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from confluent_kafka import Producer
-
 from processors.batch import Evaluation, evaluate
 from processors.model import DamageReport, EntitlementState, OutageWindow, Source, from_dict, to_dict
 from processors.policy import load_policy
@@ -26,7 +24,8 @@ from streams.dev.workers import WorkerPool
 from streams.dev.scenario import INCIDENT, Scenario, generate
 from streams.settings import Settings
 from streams.kafka.topics import ACTIONS, ENTITLEMENTS, NOTICES, OUTAGES, REPORTS, REVIEWS, create_topics
-from streams.errors import DemoError
+from streams.errors import DemoError, ProduceError
+from streams.kafka.producer import Producer
 
 SCHEMA = {OUTAGES: "outage_window", ENTITLEMENTS: "entitlement_state", REPORTS: "damage_report"}
 RECORD = {OUTAGES: OutageWindow, ENTITLEMENTS: EntitlementState, REPORTS: DamageReport}
@@ -48,43 +47,36 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 class Publisher:
+    """Publishes the scenario's records and notes where each valid one landed (the oracle's input)."""
+
     def __init__(self, settings: Settings, codec: Codec, inputs: Inputs):
         self.settings = settings
         self.codec = codec
         self.inputs = inputs
-        self.producer = Producer({**settings.producer_config(), "enable.idempotence": True,
-                                  "linger.ms": 20, "batch.size": 512 * 1024})
+        self.producer = Producer(settings, **{"linger.ms": 20, "batch.size": 512 * 1024})
 
     def records(self, logical: str, pairs: list[tuple[str, dict | None]]) -> None:
         topic = self.settings.topic(logical)
         target = {OUTAGES: self.inputs.windows, ENTITLEMENTS: self.inputs.entitlements,
                   REPORTS: self.inputs.reports}[logical]
-        errors: list[str] = []
-
-        def delivered(err, msg, record):
-            if err is not None:
-                errors.append(str(err))
-            elif record is not None:
-                target.append((record, Source(topic, msg.partition(), msg.offset())))
-
-        for key, value in pairs:
-            record = from_dict(RECORD[logical], value) if value is not None else None
-            data = self.codec.encode(SCHEMA[logical], value) if value is not None else None
-            self.producer.produce(topic, key=key.encode(), value=data,
-                                  on_delivery=lambda e, m, r=record: delivered(e, m, r))
-            self.producer.poll(0)
-        self.flush(errors)
+        records = [from_dict(RECORD[logical], value) if value is not None else None for _, value in pairs]
+        out = [(topic, key.encode(), self.codec.encode(SCHEMA[logical], value) if value is not None else None, None)
+               for key, value in pairs]
+        for record, (partition, offset) in zip(records, self._send(out)):
+            if record is not None:
+                target.append((record, Source(topic, partition, offset)))
 
     def raw(self, items: list[tuple[str, bytes, bytes]]) -> None:
-        errors: list[str] = []
-        for logical, key, value in items:
-            self.producer.produce(self.settings.topic(logical), key=key, value=value,
-                                  on_delivery=lambda e, m: errors.append(str(e)) if e else None)
-        self.flush(errors)
+        self._send([(self.settings.topic(logical), key, value, None) for logical, key, value in items])
 
-    def flush(self, errors: list[str]) -> None:
-        if self.producer.flush(60) or errors:
-            raise DemoError(f"publishing failed: {errors[:3] or 'flush timed out'}")
+    def _send(self, out: list) -> list[tuple[int, int]]:
+        try:
+            return self.producer.send_batch_sync(out, 60)
+        except ProduceError as exc:
+            raise DemoError(f"publishing failed: {exc}") from None
+
+    def close(self) -> None:
+        self.producer.close()
 
 
 def wait_for_ids(settings: Settings, expected: int, say: Callable[[str], None], pool: WorkerPool,
@@ -188,9 +180,11 @@ def run_demo(base: Settings, *, scale: float = 1.0, workers: int = 2, seed: int 
         say("== checking the topics against the batch evaluator")
         problems = compare(settings, codec, expected)
     finally:
+        pub.close()
         pool.stop()
 
-    from streams.report.collect import collect, render_text
+    from streams.report.collect import collect
+    from streams.report.text import render_text
     from streams.report.html import render_html
     report = collect(settings, codec, INCIDENT)
     say("")

@@ -11,7 +11,6 @@ numbers (127 hours, 105,116 reports of which 17% paid, business tiers) are in sh
 """
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Sequence
 
 from streams.wire.codec import Codec
-from streams.kafka.topics import ENTITLEMENTS as ENT, OUTAGES as WIN, REPORTS as REP
+from streams.dev.poison import malformed
 from streams.errors import ScenarioError
 
 KST = timezone(timedelta(hours=9))
@@ -355,38 +354,6 @@ def _reports(rng: random.Random, n: int, paid_holders: list[tuple[str, str]], ho
     return pairs
 
 
-# ----------------------------------------------------------------------------- poison
-
-def _malformed(codec: Codec, windows: list[Pair], ents: list[Pair], reps: list[Pair]) -> list[tuple[str, bytes, bytes]]:
-    """About ten records that must end as dead letters, each for a different reason."""
-    ent = dict(ents[0][1] or {}, entitlement_id="ent-poison-1")
-    rep = dict(reps[0][1] or {}, report_id="rpt-poison-1", reporter_id="u-poison")
-    win = windows[-1][1] or {}
-    enc = codec.encode
-    year_2300 = int(datetime(2300, 1, 1, tzinfo=timezone.utc).timestamp()) * 1000
-    valid_ent = enc("entitlement_state", ent)
-    return [
-        (REP, b"u-poison", b"\x00\xff this is not Avro at all"),
-        (ENT, b"ent-poison-1", valid_ent[: len(valid_ent) // 2]),                       # truncated
-        (ENT, b"ent-poison-2", enc("entitlement_state", dict(ent, entitlement_id="ent-poison-2",
-                                                             service="cyworld"))),      # unknown service
-        (REP, b"u-poison", json.dumps({"report_id": "rpt-json", "category": "PAID_SERVICE",
-                                       "claimed_loss_krw": 10_000}).encode()),          # a JSON blob
-        (ENT, b"ent-poison-3", enc("entitlement_state", dict(ent, entitlement_id="ent-poison-3",
-                                                             price_krw=-4_900))),       # negative price
-        (REP, b"u-poison", enc("damage_report", dict(
-            rep, report_id="rpt-poison-2", reporter_kind="BUSINESS", business_id="000-00-00000",
-            category="BUSINESS_LOSS", claimed_loss_krw=10**15))),                       # absurd loss
-        (ENT, b"ent-poison-4", enc("entitlement_state", dict(ent, entitlement_id="ent-poison-4",
-                                                             valid_until=year_2300))),  # year 2300
-        (WIN, b"INC-20221016-BOGUS", enc("outage_window", dict(
-            win, incident_id="INC-20221016-BOGUS", revision=1,
-            ended_at=win["started_at"] - HOUR))),                                       # ends before it starts
-        (WIN, b"INC-20221015-PANGYO", b"\xc3\x01" + bytes(8) + b"\x02"),                  # unknown fingerprint
-        (ENT, b"u-poison", enc("damage_report", dict(rep, report_id="rpt-poison-3"))),    # wrong record type
-    ]
-
-
 # ----------------------------------------------------------------------------- entry point
 
 def generate(seed: int = 1015, scale: float = 1.0, codec: Codec | None = None) -> Scenario:
@@ -409,4 +376,4 @@ def generate(seed: int = 1015, scale: float = 1.0, codec: Codec | None = None) -
     reports = _reports(random.Random(rng.getrandbits(64)), max(1, round(BASE_REPORTS * scale)),
                        paid_holders, holders)
     return Scenario(seed, scale, windows, entitlements, reports,
-                    _malformed(codec, windows, entitlements, reports))
+                    malformed(codec, windows, entitlements, reports))

@@ -57,20 +57,23 @@ class Deliveries:
     def __init__(self, n: int, settled: Callable[[], None] = lambda: None):
         self.left = n
         self.failures: list[tuple[int, KafkaError]] = []
+        self.positions: list[tuple[int, int]] = [(-1, -1)] * n    # (partition, offset) per record
         self._settled = settled
         self._lock = threading.Lock()
         if n == 0:
             settled()
 
     def on_delivery(self, index: int) -> Callable[[KafkaError | None, Any], None]:
-        def report(err: KafkaError | None, _msg: Any) -> None:
-            self._report(index, err)
+        def report(err: KafkaError | None, msg: Any) -> None:
+            self._report(index, err, msg)
         return report
 
-    def _report(self, index: int, err: KafkaError | None) -> None:
+    def _report(self, index: int, err: KafkaError | None, msg: Any = None) -> None:
         with self._lock:
             if err is not None:
                 self.failures.append((index, err))
+            elif msg is not None:
+                self.positions[index] = (msg.partition(), msg.offset())
             self.left -= 1
             done = self.left == 0
         if done:
@@ -127,10 +130,11 @@ class Producer:
                     deliveries.refused(i, exc.args[0])
                     break
 
-    async def send_batch(self, records: Sequence[OutRecord]) -> None:
-        """Returns when the broker acknowledged every record; raises a ProduceError otherwise."""
+    async def send_batch(self, records: Sequence[OutRecord]) -> list[tuple[int, int]]:
+        """Returns when the broker acknowledged every record, with where each landed
+        ((partition, offset), in the batch's order); raises a ProduceError otherwise."""
         if not records:
-            return
+            return []
         loop = asyncio.get_running_loop()
         done = loop.create_future()
 
@@ -144,11 +148,12 @@ class Producer:
         error = deliveries.error(len(records))
         if error is not None:
             raise error
+        return deliveries.positions
 
-    def send_batch_sync(self, records: Sequence[OutRecord], timeout: float) -> None:
-        """send_batch for blocking code (commands, the replay)."""
+    def send_batch_sync(self, records: Sequence[OutRecord], timeout: float) -> list[tuple[int, int]]:
+        """send_batch for blocking code (commands, the replay, the demo)."""
         if not records:
-            return
+            return []
         done = threading.Event()
         deliveries = Deliveries(len(records), done.set)
         for _ in self._enqueue(records, deliveries):
@@ -159,6 +164,7 @@ class Producer:
         error = deliveries.error(len(records))
         if error is not None:
             raise error
+        return deliveries.positions
 
     def close(self, timeout: float = 30) -> None:
         self._p.flush(timeout)

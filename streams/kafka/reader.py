@@ -127,7 +127,9 @@ class PartitionReader:
         ends = {s.partition: s.end for s in spans}
         remaining = set(ends)
         c = self.consumer
-        c.assign([TopicPartition(topic, s.partition, s.start) for s in spans])
+        tps = [TopicPartition(topic, s.partition, s.start) for s in spans]
+        c.assign(tps)
+        c.resume(tps)     # librdkafka keeps a partition paused across assignments (a reused reader)
         try:
             with Progress(sum(len(s) for s in spans), label, enabled=self.progress and bool(label)) as prog:
                 quiet = time.monotonic()

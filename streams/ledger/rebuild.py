@@ -101,8 +101,7 @@ def _write(ledger: SyncLedger, ids: list[str], remedies: list[RemedyEntry], dry_
         return 0
     if dry_run:
         return len(ids) - len(_call(lambda: ledger.issued(ids)))
-    pipe = ledger.keys.stage_record(ledger.redis.pipeline(transaction=True), ids, remedies)
-    return int(_call(pipe.execute)[0])
+    return _call(lambda: ledger.record(ids, remedies))
 
 
 def _call(op: Callable[[], Any]) -> Any:

@@ -17,14 +17,16 @@ in the ledger is always on its topic. It can be rebuilt from `remedy.actions.v1`
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+import asyncio
+from typing import Awaitable, Iterable, Mapping, Sequence, TypeVar
 
-import redis
 import redis.asyncio as aredis
 
 from streams.settings import Settings
 
 
+T = TypeVar("T")
+ISSUED_CHUNK = 5000
 RemedyEntry = tuple[str, str, bytes]    # (user_id, remedy_id, the remedy_action record's value)
 
 
@@ -41,25 +43,9 @@ class Keys:
     def outcomes(self, topic: str) -> str:
         return self.outcomes_prefix + topic
 
-    def stage_record(self, pipe, ids: Iterable[str], entries: Iterable[RemedyEntry],
-                     worker_id: str | None = None):
-        """Queue the ledger write of issued ids (and the users' remedy index) on a Redis pipeline;
-        with `worker_id`, also clear that worker's in-flight mark in the same transaction."""
-        if worker_id is not None:
-            pipe.hdel(self.inflight, worker_id)
-        ids = list(ids)
-        if ids:
-            pipe.sadd(self.ledger, *ids)
-        per_user: dict[str, dict[str, bytes]] = {}
-        for user_id, remedy_id, summary in entries:
-            per_user.setdefault(user_id, {})[remedy_id] = summary
-        for user_id, fields in per_user.items():
-            pipe.hset(self.user(user_id), mapping=fields)
-        return pipe
-
 
 class Ledger:
-    """Async ledger used by workers."""
+    """The ledger, on asyncio: what workers use, and what SyncLedger runs for blocking code."""
 
     def __init__(self, settings: Settings):
         self.keys = Keys(settings.redis_prefix)
@@ -70,19 +56,38 @@ class Ledger:
         await self.redis.aclose()
 
     async def issued(self, ids: Sequence[str]) -> set[str]:
-        if not ids:
-            return set()
-        flags = await self.redis.smismember(self.keys.ledger, list(ids))
-        return {i for i, f in zip(ids, flags) if f}
+        """The ids among `ids` already issued (asked in chunks: one reply per chunk)."""
+        ids = list(ids)
+        found: set[str] = set()
+        for i in range(0, len(ids), ISSUED_CHUNK):
+            chunk = ids[i:i + ISSUED_CHUNK]
+            flags = await self.redis.smismember(self.keys.ledger, chunk)
+            found.update(x for x, f in zip(chunk, flags) if f)
+        return found
+
+    async def size(self) -> int:
+        return int(await self.redis.scard(self.keys.ledger))
 
     async def record(self, ids: Iterable[str], entries: Iterable[RemedyEntry],
-                     worker_id: str | None = None, outcomes: tuple[str, Mapping[str, int]] | None = None) -> None:
+                     worker_id: str | None = None, outcomes: tuple[str, Mapping[str, int]] | None = None) -> int:
         """Ledger ids and index remedies (and clear the worker's in-flight mark, and count a
-        batch's outcomes) in one transaction: one round trip per batch."""
-        pipe = self.keys.stage_record(self.redis.pipeline(transaction=True), ids, entries, worker_id)
+        batch's outcomes) in one transaction: one round trip per batch. Returns how many of the
+        ids were new to the ledger."""
+        ids = list(ids)
+        pipe = self.redis.pipeline(transaction=True)
+        if worker_id is not None:
+            pipe.hdel(self.keys.inflight, worker_id)
+        if ids:
+            pipe.sadd(self.keys.ledger, *ids)
+        per_user: dict[str, dict[str, bytes]] = {}
+        for user_id, remedy_id, value in entries:
+            per_user.setdefault(user_id, {})[remedy_id] = value
+        for user_id, fields in per_user.items():
+            pipe.hset(self.keys.user(user_id), mapping=fields)
         if outcomes is not None:
             self._stage_outcomes(pipe, *outcomes)
-        await pipe.execute()
+        replies = await pipe.execute()
+        return int(replies[1 if worker_id is not None else 0]) if ids else 0
 
     async def mark_inflight(self, worker_id: str, now_ms: int) -> None:
         """Before producing: keep the earliest time this worker has records not yet ledgered."""
@@ -110,6 +115,9 @@ class Ledger:
         rows = await pipe.execute()
         return {u: list(raw.values()) for u, raw in zip(user_ids, rows)}
 
+    async def outcomes(self, topic: str) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in (await self.redis.hgetall(self.keys.outcomes(topic))).items()}
+
     def _stage_outcomes(self, pipe, topic: str, counts: Mapping[str, int]) -> None:
         for outcome, n in counts.items():
             pipe.hincrby(self.keys.outcomes(topic), outcome, n)
@@ -122,29 +130,36 @@ class Ledger:
 
 
 class SyncLedger:
-    """Blocking ledger for the CLI: status, replay dry runs, rebuild."""
+    """The same ledger for blocking code (commands, the replay, the rebuild, the demo): every
+    call runs the async Ledger's method on a private event loop, so there is one implementation
+    of every ledger operation."""
 
     def __init__(self, settings: Settings):
-        self.keys = Keys(settings.redis_prefix)
-        self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        self._loop = asyncio.new_event_loop()
+        self._ledger = Ledger(settings)
+        self.keys = self._ledger.keys
+
+    def _run(self, coro: Awaitable[T]) -> T:
+        return self._loop.run_until_complete(coro)
+
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._run(self._ledger.close())
+            self._loop.close()
 
     def issued(self, ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        ids = list(ids)
-        for i in range(0, len(ids), 5000):
-            chunk = ids[i:i + 5000]
-            found.update(x for x, f in zip(chunk, self.redis.smismember(self.keys.ledger, chunk)) if f)
-        return found
+        return self._run(self._ledger.issued(ids))
 
     def size(self) -> int:
-        return int(self.redis.scard(self.keys.ledger))
+        return self._run(self._ledger.size())
 
     def user_remedies(self, user_id: str) -> list[bytes]:
         """The user's remedies, as remedy_action record values."""
-        return list(self.redis.hgetall(self.keys.user(user_id)).values())
+        return self._run(self._ledger.user_remedies(user_id))
 
     def outcomes(self, topic: str) -> dict[str, int]:
-        return {k.decode(): int(v) for k, v in self.redis.hgetall(self.keys.outcomes(topic)).items()}
+        return self._run(self._ledger.outcomes(topic))
 
-    def record(self, ids: Iterable[str], entries: Iterable[RemedyEntry]) -> None:
-        self.keys.stage_record(self.redis.pipeline(transaction=True), ids, entries).execute()
+    def record(self, ids: Iterable[str], entries: Iterable[RemedyEntry]) -> int:
+        """Ledger ids and index remedies; returns how many ids were new."""
+        return self._run(self._ledger.record(ids, entries))

@@ -15,10 +15,8 @@ memory as strings, let alone its output.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import enum
 import time
-import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -29,7 +27,8 @@ from processors.model import (Action, IncidentStatus, OutageWindow, RemedyAction
 from streams.wire.codec import Codec, CodecError, SchemaRegistry
 from streams.settings import Settings
 from streams.kafka.topics import ACTIONS, DEADLETTER, ENTITLEMENTS, NOTICES, OUTAGES, REPORTS, REVIEWS
-from streams.errors import ReportError, UnknownIncident
+from streams.errors import ReadError, ReportError, UnknownIncident
+from streams.kafka.reader import PartitionReader
 
 PERSONAL_FIELDS = frozenset({"title", "body", "contact_email", "contact_phone"})
 INPUT_TOPICS = (OUTAGES, ENTITLEMENTS, REPORTS)
@@ -257,62 +256,22 @@ def aggregate(incident_id: str,
 def read_until_end(settings: Settings, logicals: Sequence[str],
                    take: Callable[[str, bytes | None, int | None], None], *,
                    idle: float = 2.0, timeout: float = 120.0) -> None:
-    """Every record of the topics from offset 0 up to the end offsets they had when called.
-
-    A consumer with `assign()` and no commits: nobody's group offsets move. Records produced
-    after the start are not read, so the report is a snapshot and finishes on a busy topic.
-    """
-    from confluent_kafka import (OFFSET_BEGINNING, TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException,
-                                 TopicPartition)
-    c = Consumer({**settings.kafka_config(), "group.id": f"makegood-report-{uuid.uuid4().hex}",
-                  "enable.auto.commit": False, "enable.auto.offset.store": False,
-                  "auto.offset.reset": "earliest"})
+    """Every record of the topics from their first offset up to the end offsets they had when
+    called (a snapshot: it finishes on a busy topic), read committed, moving nobody's offsets.
+    `idle` is kept for callers; the reader finds the ends by itself."""
+    deadline = time.monotonic() + timeout
     try:
-        ends: dict[tuple[str, int], int] = {}
-        logical_of: dict[str, str] = {}
-        for logical in logicals:
-            name = settings.topic(logical)
-            logical_of[name] = logical
-            md = c.list_topics(name, timeout=10).topics.get(name)
-            if md is None or md.error is not None or not md.partitions:
-                raise ReportError(f"topic {name} is missing on {settings.bootstrap} (run `makegood topics create`)")
-            for p in md.partitions:
-                low, high = c.get_watermark_offsets(TopicPartition(name, p), timeout=10)
-                if high > low:
-                    ends[(name, p)] = high
-        if not ends:
-            return
-        c.assign([TopicPartition(n, p, OFFSET_BEGINNING) for n, p in ends])
-        deadline, quiet_since = time.monotonic() + timeout, time.monotonic()
-        while ends:
-            if time.monotonic() > deadline:
-                left = ", ".join(f"{n}[{p}]" for n, p in sorted(ends))
-                raise ReportError(f"timed out after {timeout:.0f} s reading {left} to their end offsets")
-            batch = c.consume(500, 0.5)
-            for m in batch:
-                if m.error() is not None:
-                    continue
-                where = (m.topic(), m.partition())
-                end = ends.get(where)
-                if end is None or m.offset() >= end:   # past the snapshot
-                    continue
-                kind, ts = m.timestamp()
-                take(logical_of[m.topic()], m.value(), None if kind == TIMESTAMP_NOT_AVAILABLE else ts)
-                if m.offset() >= end - 1:
-                    del ends[where]
-                    c.pause([TopicPartition(*where)])
-            if batch:
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since >= idle:
-                # Offsets no message fills (transaction markers, deleted records) end a partition too.
-                for tp in c.position([TopicPartition(n, p) for n, p in ends]):
-                    if tp.offset >= ends[(tp.topic, tp.partition)]:
-                        del ends[(tp.topic, tp.partition)]
-                quiet_since = time.monotonic()
-    except KafkaException as exc:
-        raise ReportError(f"cannot read from Kafka at {settings.bootstrap}: {exc}") from None
-    finally:
-        c.close()
+        with PartitionReader(settings, stall_s=timeout) as reader:
+            for logical in logicals:
+                name = settings.topic(logical)
+                spans = reader.whole(name)
+                for batch in reader.batches(name, spans):
+                    for raw in batch:
+                        take(logical, raw.value, raw.timestamp)
+                    if time.monotonic() > deadline:
+                        raise ReportError(f"timed out after {timeout:.0f} s reading {name} to its end offsets")
+    except ReadError as exc:
+        raise ReportError(str(exc)) from None
 
 
 def review_codec(codec: Codec) -> Codec:
@@ -372,91 +331,3 @@ def collect(settings: Settings, codec: Codec, incident_id: str, *, idle: float =
     return aggregate(incident_id, windows, remedies, reviews, notices, dead, outcomes,
                      namespace=settings.namespace, notes=notes)
 
-
-# ------------------------------------------------------------------------------------ text
-
-def when(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def num(n: int | float | None, digits: int = 0) -> str:
-    if n is None:
-        return "-"
-    return f"{n:,.{digits}f}" if digits or isinstance(n, float) else f"{n:,}"
-
-
-def seconds(s: float | None) -> str:
-    if s is None:
-        return "-"
-    if abs(s) < 120:
-        return f"{s:,.1f} s"
-    return f"{s:,.0f} s ({s / 60:,.1f} min)"
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> list[str]:
-    """Aligned columns; numeric ones right-aligned."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)).rstrip()
-
-    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
-
-
-def _pairs(items: Sequence[tuple[str, str]], indent: str = "  ", *, right: bool = True) -> list[str]:
-    """`label  value` lines; values right-aligned when they are numbers."""
-    if not items:
-        return [f"{indent}(none)"]
-    kw = max(len(k) for k, _ in items)
-    vw = max(len(v) for _, v in items)
-    return [f"{indent}{k.ljust(kw)}  {v.rjust(vw) if right else v}".rstrip() for k, v in items]
-
-
-def render_text(report: IncidentReport) -> str:
-    inc, t, tm = report.incident, report.totals, report.timing
-    out = [f"Incident {inc.incident_id}", *_pairs([
-        ("site", inc.site), ("status", f"{inc.status} (revision {inc.revision}, {inc.revisions} seen)"),
-        ("started", when(inc.started_at)), ("ended", when(inc.ended_at)),
-        ("duration", "-" if inc.duration_hours is None else f"{inc.duration_hours:,.1f} h"),
-        ("services", ", ".join(inc.services))], right=False), ""]
-    out.append("Remedies by service and action")
-    rows = [[r.service, r.action, num(r.count), num(r.won), num(r.hours), num(r.top_ups), num(r.reversed)]
-            for r in report.remedies]
-    rows.append(["total", "", num(t.remedies), num(sum(r.won for r in report.remedies)),
-                 num(sum(r.hours for r in report.remedies)), num(t.top_ups),
-                 num(sum(r.reversed for r in report.remedies))])
-    out += ["  " + line for line in table(["service", "action", "count", "won", "hours", "top-ups", "reversed"],
-                                          rows, [False, False, True, True, True, True, True])]
-    if t.duplicate_records:
-        out.append(f"  ({num(t.duplicate_records)} duplicate record(s) of ids already counted were ignored)")
-    out += ["", "Money and time", *_pairs([
-        ("won credited", num(t.won_credited)), ("won paid out", num(t.won_paid_out)),
-        ("won reversed", num(t.won_reversed)), ("hours extended", num(t.hours_extended)),
-        ("hours granted", num(t.hours_granted)), ("hours reversed", num(t.hours_reversed)),
-        ("users reached", num(t.users_reached)), ("entitlements covered", num(t.entitlements_covered))]), ""]
-    out += ["Reports", *_pairs([("cases paid", num(t.report_cases_paid))]),
-            "  reviews by reason", *_pairs([(k, num(v)) for k, v in report.reviews_by_reason], "    "),
-            "  notices by kind", *_pairs([(k, num(v)) for k, v in report.notices_by_kind], "    "), ""]
-    out.append("Dead letters")
-    if report.dead_letters:
-        rows = []
-        for g in report.dead_letters:
-            rows.append([g.source_topic, g.stage, num(g.count), g.errors[0] if g.errors else ""])
-            rows += [["", "", "", e] for e in g.errors[1:]]
-        out += ["  " + line for line in table(["source topic", "stage", "count", "first errors"], rows,
-                                              [False, False, True, False])]
-    else:
-        out.append("  (none)")
-    out += ["", "Timing", *_pairs([
-        ("window closed (record time)", when(tm.closed_at)), ("last remedy (record time)", when(tm.last_remedy_at)),
-        ("close to last remedy", seconds(tm.close_to_last_remedy_s)),
-        ("remedies per second", num(tm.remedies_per_second, 1) if tm.remedies_per_second is not None else "-")],
-        right=False), ""]
-    out.append("Recorded outcomes (ledger)")
-    for topic, counts in report.outcomes:
-        body = ", ".join(f"{k} {num(v)}" for k, v in counts) or "(none recorded)"
-        out.append(f"  {topic.ljust(max(len(x) for x, _ in report.outcomes))}  {body}")
-    out += [f"note: {n}" for n in report.notes]
-    return "\n".join(out) + "\n"

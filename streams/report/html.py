@@ -11,7 +11,8 @@ from typing import Sequence
 
 from processors.model import Action
 
-from streams.report.collect import IncidentReport, num, seconds, when
+from streams.report.collect import IncidentReport
+from streams.report.text import num, seconds, when
 
 ACTION_COLORS = {Action.EXTEND.value: "#3b6fb6", Action.CREDIT.value: "#f28e2b", Action.PAYOUT.value: "#3a9a5b",
                  Action.GRANT.value: "#9c6ade", Action.REVERSAL.value: "#e15759"}

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Iterable
+import os
+from typing import Any, Iterable, NoReturn
 
 import faust
 
@@ -49,6 +50,7 @@ from streams.worker.sweeppool import SweepPool
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_S = 30
+EXIT_REFUSED = 3          # the worker's exit status when the cluster refuses its output
 
 
 def _faust_app(s: Settings, partitions: int) -> faust.App:
@@ -76,7 +78,7 @@ class Worker:
         self.app = app = _faust_app(s, n_reports)
         self.admission = admission = Admission(codec, policy)
         self.ledger = ledger = Ledger(s)
-        self.emitter = emitter = Emitter(s, codec, ledger)
+        self.emitter = emitter = Emitter(s, codec, ledger, on_refused=self._refused)
         self.gate = gate = Gate()
         self.store = store = StateStore(admission)
         self.sweep_pool = (SweepPool(s.sweep_processes, s.schemas_dir, policy) if s.sweep_processes > 0 else None)
@@ -93,6 +95,14 @@ class Worker:
             on_assigned=sweeper.partitions_assigned, ready=sweeper.ready)
         self.state_consumer = StateConsumer(s, admission, intake.assigned, intake.revoked, intake.handle)
         self._wire(app, n_reports)
+
+    @staticmethod
+    def _refused(line: str) -> NoReturn:
+        """Output the cluster will never take: stop now, with one line. Nothing of the batch
+        in hand was committed or ledgered, so whoever runs next redoes it exactly."""
+        log.critical("stopping: %s", line)
+        logging.shutdown()
+        os._exit(EXIT_REFUSED)
 
     def _window_changed(self, window: Any) -> None:
         self.sweeper.window_changed(window)

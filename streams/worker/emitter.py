@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from typing import Sequence
+from typing import Callable, NoReturn, Sequence
 
 from confluent_kafka import KafkaError
 
@@ -46,9 +46,15 @@ class OutputRefused(MakegoodError):
     """The cluster refuses this worker's output for good; the worker stops with this line."""
 
 
+def _raise(line: str) -> NoReturn:
+    raise OutputRefused(line)
+
+
 class Emitter:
-    def __init__(self, settings: Settings, codec: Codec, ledger: Ledger):
+    def __init__(self, settings: Settings, codec: Codec, ledger: Ledger,
+                 on_refused: Callable[[str], NoReturn] = _raise):
         self.settings = settings
+        self.on_refused = on_refused     # the worker stops here: see app.Worker._refused
         self.codec = codec
         self.ledger = ledger
         self.producer: Producer | None = None
@@ -118,8 +124,8 @@ class Emitter:
         refused = {i: err for i, err in exc.failures}
         others = [err for err in refused.values() if err.code() not in TOO_LARGE]
         if others:
-            raise OutputRefused(f"the cluster refuses makegood's output: {describe(others[0])}; "
-                                "check the output topics exist and this worker's ACLs") from None
+            self.on_refused(f"the cluster refuses makegood's output: {describe(others[0])}; check that "
+                            "the output topics exist (`makegood topics create`) and this worker's ACLs")
         kept = [r for i, r in enumerate(fresh) if i not in refused]
         dead = Batch()
         for i, err in refused.items():

@@ -9,7 +9,9 @@ import pytest
 
 from processors.model import (Action, IncidentStatus, NoticeKind, RemedyAction, ReportCategory,
                               ReporterKind, ReviewCase, ReviewReason, SubjectKind, UserNotice)
-from streams.report.collect import UnknownIncident, aggregate, render_text, to_json
+from streams.errors import UnknownIncident
+from streams.report.collect import aggregate, to_json
+from streams.report.text import render_text
 from streams.report.html import render_html
 from tests.factories import END, HOUR, INCIDENT, src, window
 
