@@ -14,6 +14,7 @@ A batch that is not delivered raises a `ProduceError` split by what retrying wou
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from typing import Any, Callable, Iterator, Sequence
@@ -51,45 +52,66 @@ def describe(err: KafkaError) -> str:
 
 
 class Deliveries:
-    """The delivery reports of one batch. `on_delivery(i)` is the callback of the batch's i-th
-    record; `settled()` is called (on the poll thread) once every record has a report."""
+    """The delivery reports of one batch; `settled()` is called (on the poll thread) once every
+    record has one. The object itself is every record's callback: no per-record closure or
+    lock on the hot path (a counter from itertools is atomic under the GIL). Failures keep the
+    failed record's key and value and are matched to their index in the batch only when asked.
+    With `track=True` (for callers that need to know where each record landed), each record
+    gets its own callback that notes its (partition, offset)."""
 
-    def __init__(self, n: int, settled: Callable[[], None] = lambda: None):
-        self.left = n
-        self.failures: list[tuple[int, KafkaError]] = []
-        self.positions: list[tuple[int, int]] = [(-1, -1)] * n    # (partition, offset) per record
+    def __init__(self, records: Sequence[OutRecord], settled: Callable[[], None] = lambda: None,
+                 *, track: bool = False):
+        self.records = records
+        self.n = len(records)
+        self._failed: list[tuple[KafkaError, bytes | None, bytes | None]] = []
+        self._count = itertools.count(1)
         self._settled = settled
-        self._lock = threading.Lock()
-        if n == 0:
+        self.positions: list[tuple[int, int]] | None = [(-1, -1)] * self.n if track else None
+        if self.n == 0:
             settled()
 
-    def on_delivery(self, index: int) -> Callable[[KafkaError | None, Any], None]:
-        def report(err: KafkaError | None, msg: Any) -> None:
-            self._report(index, err, msg)
-        return report
-
-    def _report(self, index: int, err: KafkaError | None, msg: Any = None) -> None:
-        with self._lock:
-            if err is not None:
-                self.failures.append((index, err))
-            elif msg is not None:
-                self.positions[index] = (msg.partition(), msg.offset())
-            self.left -= 1
-            done = self.left == 0
-        if done:
+    def __call__(self, err: KafkaError | None, msg: Any) -> None:
+        if err is not None:
+            self._failed.append((err, msg.key(), msg.value()))
+        if next(self._count) == self.n:
             self._settled()
+
+    def callback(self, index: int) -> Callable[[KafkaError | None, Any], None]:
+        if self.positions is None:
+            return self
+        positions = self.positions
+
+        def report(err: KafkaError | None, msg: Any) -> None:
+            if err is None:
+                positions[index] = (msg.partition(), msg.offset())
+            self(err, msg)
+        return report
 
     def refused(self, index: int, err: KafkaError) -> None:
         """produce() itself refused the record (e.g. larger than message.max.bytes)."""
-        self._report(index, err)
+        _, key, value, _ = self.records[index]
+        self._failed.append((err, key, value))
+        if next(self._count) == self.n:
+            self._settled()
 
-    def error(self, n: int, what: str = "records") -> ProduceError | None:
+    def failures(self) -> list[tuple[int, KafkaError]]:
+        """(index in the batch, error) of every failed record, in batch order."""
+        pending: dict[tuple[bytes | None, bytes | None], list[KafkaError]] = {}
+        for err, key, value in self._failed:
+            pending.setdefault((key, value), []).append(err)
+        out = []
+        for i, (_, key, value, _) in enumerate(self.records):
+            errs = pending.get((key, value))
+            if errs:
+                out.append((i, errs.pop(0)))
+        return out
+
+    def error(self, what: str = "records") -> ProduceError | None:
         """None when every record was delivered; else the error to raise."""
-        if not self.failures:
+        if not self._failed:
             return None
-        failures = sorted(self.failures, key=lambda f: f[0])
-        first = describe(failures[0][1])
-        message = f"{len(failures)} of {n} {what} not delivered (first: {first})"
+        failures = self.failures()
+        message = f"{len(failures)} of {self.n} {what} not delivered (first: {describe(failures[0][1])})"
         if any(is_permanent(err) for _, err in failures):
             return PermanentProduceError(message, failures)
         return RetriableProduceError(message, failures)
@@ -116,7 +138,7 @@ class Producer:
         moment, asynchronously or not, while the poll thread drains it)."""
         produce = self._p.produce
         for i, (topic, key, value, partition) in enumerate(records):
-            callback = deliveries.on_delivery(i)
+            callback = deliveries.callback(i)
             while True:
                 try:
                     if partition is None:
@@ -130,40 +152,39 @@ class Producer:
                     deliveries.refused(i, exc.args[0])
                     break
 
-    async def send_batch(self, records: Sequence[OutRecord]) -> list[tuple[int, int]]:
-        """Returns when the broker acknowledged every record, with where each landed
-        ((partition, offset), in the batch's order); raises a ProduceError otherwise."""
+    async def send_batch(self, records: Sequence[OutRecord]) -> None:
+        """Returns when the broker acknowledged every record; raises a ProduceError otherwise."""
         if not records:
-            return []
+            return
         loop = asyncio.get_running_loop()
         done = loop.create_future()
 
         def settled() -> None:
             loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
 
-        deliveries = Deliveries(len(records), settled)
+        deliveries = Deliveries(records, settled)
         for _ in self._enqueue(records, deliveries):
             await asyncio.sleep(QUEUE_FULL_WAIT_S)
         await done
-        error = deliveries.error(len(records))
+        error = deliveries.error()
         if error is not None:
             raise error
-        return deliveries.positions
 
     def send_batch_sync(self, records: Sequence[OutRecord], timeout: float) -> list[tuple[int, int]]:
         """send_batch for blocking code (commands, the replay, the demo)."""
         if not records:
             return []
         done = threading.Event()
-        deliveries = Deliveries(len(records), done.set)
+        deliveries = Deliveries(records, done.set, track=True)
         for _ in self._enqueue(records, deliveries):
             time.sleep(QUEUE_FULL_WAIT_S)
         if not done.wait(timeout):
-            raise RetriableProduceError(f"{deliveries.left} of {len(records)} records had no delivery "
+            raise RetriableProduceError(f"not every one of {len(records)} records had a delivery "
                                         f"report within {timeout:.0f} s")
-        error = deliveries.error(len(records))
+        error = deliveries.error()
         if error is not None:
             raise error
+        assert deliveries.positions is not None
         return deliveries.positions
 
     def close(self, timeout: float = 30) -> None:

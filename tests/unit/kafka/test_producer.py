@@ -6,8 +6,10 @@ from streams.kafka.producer import Deliveries, is_permanent
 
 
 class _Msg:
-    def __init__(self, partition, offset):
-        self._p, self._o = partition, offset
+    """What librdkafka hands a delivery callback: where the record landed, its key and value."""
+
+    def __init__(self, record, partition=0, offset=0):
+        self._record, self._p, self._o = record, partition, offset
 
     def partition(self):
         return self._p
@@ -15,28 +17,42 @@ class _Msg:
     def offset(self):
         return self._o
 
+    def key(self):
+        return self._record[1]
+
+    def value(self):
+        return self._record[2]
+
+
+def _records(n):
+    return [("t", f"k{i}".encode(), f"v{i}".encode(), None) for i in range(n)]
+
 
 def test_a_fully_delivered_batch_settles_once_with_where_each_record_landed():
     settled = []
-    d = Deliveries(3, lambda: settled.append(True))
+    recs = _records(3)
+    d = Deliveries(recs, lambda: settled.append(True), track=True)
     for i in (2, 0, 1):
-        d.on_delivery(i)(None, _Msg(i, 10 + i))
-    assert settled == [True] and d.error(3) is None
+        d.callback(i)(None, _Msg(recs[i], i, 10 + i))
+    assert settled == [True] and d.error() is None
     assert d.positions == [(0, 10), (1, 11), (2, 12)]
 
 
 def test_an_empty_batch_is_settled_at_once():
     settled = []
-    Deliveries(0, lambda: settled.append(True))
+    Deliveries([], lambda: settled.append(True))
     assert settled == [True]
 
 
 def test_timeouts_and_leader_changes_are_retriable():
-    d = Deliveries(2)
-    d.on_delivery(0)(KafkaError(KafkaError._MSG_TIMED_OUT), None)
-    d.on_delivery(1)(KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION), None)
-    err = d.error(2)
-    assert isinstance(err, RetriableProduceError) and [i for i, _ in err.failures] == [0, 1]
+    recs = _records(2)
+    d = Deliveries(recs)
+    d.callback(1)(KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION), _Msg(recs[1]))
+    d.callback(0)(KafkaError(KafkaError._MSG_TIMED_OUT), _Msg(recs[0]))
+    err = d.error()
+    assert isinstance(err, RetriableProduceError)
+    assert [(i, e.code()) for i, e in err.failures] == [(0, KafkaError._MSG_TIMED_OUT),
+                                                        (1, KafkaError.NOT_LEADER_FOR_PARTITION)]
     assert "2 of 2 records not delivered" in str(err)
 
 
@@ -44,11 +60,12 @@ def test_too_large_not_authorised_and_unknown_topic_are_permanent():
     for code in (KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.TOPIC_AUTHORIZATION_FAILED,
                  KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
         assert is_permanent(KafkaError(code)), code
-    d = Deliveries(3)
-    d.on_delivery(0)(None, _Msg(0, 1))
+    recs = _records(3)
+    d = Deliveries(recs)
+    d.callback(0)(None, _Msg(recs[0]))
     d.refused(2, KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
-    d.on_delivery(1)(KafkaError(KafkaError._MSG_TIMED_OUT), None)
-    err = d.error(3)
+    d.callback(1)(KafkaError(KafkaError._MSG_TIMED_OUT), _Msg(recs[1]))
+    err = d.error()
     # one permanent failure makes the batch permanent: retrying it whole could never succeed
     assert isinstance(err, PermanentProduceError)
     assert [(i, e.code()) for i, e in err.failures] == [(1, KafkaError._MSG_TIMED_OUT),
