@@ -1,10 +1,19 @@
 """Avro on the wire, as Avro's own single-object encoding.
 
-Every value is `C3 01` + the 8-byte little-endian CRC-64-AVRO fingerprint of the writer schema's
-Parsing Canonical Form + the Avro binary body. A reader looks the fingerprint up among the
-schemas it knows (`schemas/*.avsc` and older versions kept in `schemas/history/`) and resolves the
-writer schema to its own, so a consumer on a newer compatible schema reads older records and the
-other way round. No registry service is needed; the schema files are the registry.
+Every value is `C3 01` + the 8-byte CRC-64-AVRO fingerprint of the writer schema's Parsing
+Canonical Form, little-endian as the specification says (the schema `"int"` has the fingerprint
+0x7275d51a3f395c8f, written `8f 5c 39 3f 1a d5 75 72`), + the Avro binary body: what Apache Avro's
+`BinaryMessageDecoder` and every other conforming reader expects. A reader looks the fingerprint
+up among the schemas it knows (`schemas/*.avsc` and older versions kept in `schemas/history/`)
+and resolves the writer schema to its own, so a consumer on a newer compatible schema reads older
+records and the other way round. No registry service is needed; the schema files are the registry.
+
+Before #17 makegood wrote the fingerprint's 8 bytes in the reverse order (big-endian). Records
+written then stay on compacted and never-expiring topics and in the ledger's user index, so a
+reader also accepts the reversed fingerprint of every known schema (`Codec.fingerprint_order`
+tells which order a record uses); nothing writes it any more. The registry refuses to be built
+when a reversed fingerprint equals another known fingerprint, since a record could then not be
+told apart.
 
 Schemas are parsed once, when the registry is built. Timestamps stay `int` epoch millis: the
 physical schemas used for (de)serialisation drop `logicalType`, which changes neither the bytes
@@ -28,6 +37,8 @@ from streams.errors import CodecError, DecodeError, EncodeError
 
 MAGIC = b"\xc3\x01"
 HEADER_LEN = 10
+SPEC_ORDER = "little-endian"        # what makegood writes, as the Avro specification says
+REVERSED_ORDER = "reversed"         # what makegood wrote before #17; still read
 
 # schema file stem -> processors dataclass; dead letters stay plain dicts.
 RECORD_CLASSES: Mapping[str, type] = {
@@ -48,10 +59,20 @@ def _strip_logical(node: Any) -> Any:
     return node
 
 
+def schema_fingerprint(declared: dict | list | str) -> bytes:
+    """The 8 header bytes of a schema: CRC-64-AVRO of its Parsing Canonical Form, little-endian.
+
+    fastavro returns that fingerprint as the hex of exactly those bytes (Java's
+    `SchemaNormalization.fingerprint("CRC-64-AVRO", ...)` order), so the hex is read as bytes,
+    not as a number (reading it as a number and writing that little-endian reversed it: #17)."""
+    parsed = parse_schema(copy.deepcopy(declared))
+    return bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
+
+
 @dataclass(frozen=True)
 class SchemaVersion:
     name: str                 # file stem, e.g. "remedy_action"
-    fingerprint: bytes        # 8 bytes, little-endian CRC-64-AVRO
+    fingerprint: bytes        # 8 bytes as written: CRC-64-AVRO, little-endian (the spec's order)
     declared: dict            # as written in the .avsc (with logical types), for docs and tools
     physical: dict            # parsed, logical types dropped: what (de)serialisation uses
 
@@ -59,20 +80,46 @@ class SchemaVersion:
     def full_name(self) -> str:
         return self.physical["name"]
 
+    @property
+    def reversed_fingerprint(self) -> bytes:
+        """The header bytes makegood wrote for this schema before #17 (read, never written)."""
+        return self.fingerprint[::-1]
+
 
 def _version(name: str, declared: dict) -> SchemaVersion:
-    parsed = parse_schema(copy.deepcopy(declared))
-    fp = int(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"), 16).to_bytes(8, "little")
     physical = parse_schema(_strip_logical(copy.deepcopy(declared)))
-    return SchemaVersion(name, fp, declared, physical)
+    return SchemaVersion(name, schema_fingerprint(declared), declared, physical)
+
+
+def _reversed_index(known: Mapping[bytes, SchemaVersion]) -> dict[bytes, SchemaVersion]:
+    """Reversed fingerprint -> schema, for records written before #17. Fails when a reversed
+    fingerprint is another known schema's fingerprint: such a record would be ambiguous."""
+    out: dict[bytes, SchemaVersion] = {}
+    for fp, v in known.items():
+        rev = v.reversed_fingerprint
+        if rev == fp:
+            continue          # a palindrome: both orders are the same bytes, the same schema
+        other = known.get(rev)
+        if other is not None:
+            raise CodecError(
+                f"schema {v.name} ({v.full_name}) has fingerprint {fp.hex()}, whose reversed bytes "
+                f"{rev.hex()} are the fingerprint of {other.name} ({other.full_name}): records of "
+                f"{v.name} written before #17 would read as {other.name}. Change the structure of "
+                f"one of them (the canonical form ignores docs) before deploying it")
+        out[rev] = v
+    return out
 
 
 class SchemaRegistry:
-    """The current schema of each record type plus every older version, by fingerprint."""
+    """The current schema of each record type plus every older version, by fingerprint (and by
+    reversed fingerprint, for records written before #17)."""
 
     def __init__(self, current: Mapping[str, SchemaVersion], known: Mapping[bytes, SchemaVersion]):
         self.current = dict(current)
         self.known = dict(known)
+        self.reversed = _reversed_index(self.known)
+        # what a reader looks a header up in: one dict, so decoding costs one lookup as before
+        self.readable = {**self.reversed, **self.known}
 
     @classmethod
     def from_dir(cls, directory: Path) -> "SchemaRegistry":
@@ -131,15 +178,25 @@ class Codec:
             raise EncodeError(f"{name}: {exc}") from None
         return buf.getvalue()
 
-    def decode(self, name: str, data: bytes | None) -> dict:
+    def _writer(self, data: bytes | None) -> SchemaVersion:
         if data is None:
             raise DecodeError("null value where a record was expected", data)
         if len(data) < HEADER_LEN or data[:2] != MAGIC:
             raise DecodeError("not Avro single-object encoding (bad magic)", data)
-        reader = self.schema(name)
-        writer = self.registry.known.get(data[2:HEADER_LEN])
+        writer = self.registry.readable.get(data[2:HEADER_LEN])
         if writer is None:
             raise DecodeError(f"unknown writer schema fingerprint {data[2:HEADER_LEN].hex()}", data)
+        return writer
+
+    def fingerprint_order(self, data: bytes | None) -> str:
+        """SPEC_ORDER for a record written as the Avro specification says (makegood since #17),
+        REVERSED_ORDER for one written before #17; DecodeError if it has no known fingerprint."""
+        writer = self._writer(data)
+        return SPEC_ORDER if data[2:HEADER_LEN] == writer.fingerprint else REVERSED_ORDER
+
+    def decode(self, name: str, data: bytes | None) -> dict:
+        writer = self._writer(data)
+        reader = self.schema(name)
         if writer.full_name != reader.full_name:
             raise DecodeError(f"a {writer.full_name} record where {reader.full_name} was expected", data)
         body = io.BytesIO(data)
