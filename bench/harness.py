@@ -173,17 +173,9 @@ def memory_kb(pid: int) -> dict[str, int]:
 
 # ------------------------------------------------------------------------------ publishing
 
-def lz4_readable() -> bool:
-    """Whether the workers' aiokafka can read lz4 batches (it needs cramjam for that)."""
-    from aiokafka.codec import has_lz4
-    return has_lz4()
-
-
 def bulk_producer(settings: Settings) -> Producer:
     conf = {"linger.ms": 50, "batch.size": 1 << 20, "queue.buffering.max.messages": 1_000_000,
-            "queue.buffering.max.kbytes": 1 << 20, "acks": "all"}
-    if lz4_readable():
-        conf["compression.type"] = "lz4"
+            "queue.buffering.max.kbytes": 1 << 20, "acks": "all", "compression.type": "lz4"}
     return Producer(settings.kafka_config(**conf))
 
 

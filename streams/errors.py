@@ -15,6 +15,7 @@ from processors.errors import InvalidRecord, MakegoodError, PolicyError
 __all__ = [
     "MakegoodError", "PolicyError", "InvalidRecord", "Stage",
     "BrokerError", "TopicError", "ProduceError", "RetriableProduceError", "PermanentProduceError",
+    "GroupFenced", "TransactionFailed",
     "ReadError", "CodecError", "DecodeError", "EncodeError", "JsonRecordError", "LedgerError",
     "RebuildError", "ReplayError", "ReportError", "UnknownIncident", "StackError", "DemoError",
     "ScenarioError", "CommandError", "PublishError",
@@ -56,6 +57,20 @@ class RetriableProduceError(ProduceError):
 class PermanentProduceError(ProduceError):
     """Never worth retrying: the same records will fail the same way (too large, not
     authorised, a topic that does not exist). The caller dead-letters them or stops."""
+
+
+class GroupFenced(BrokerError):
+    """The consumer group moved on: this member no longer owns what its transaction answers.
+    The transaction was aborted; the batch is the new owner's to do."""
+
+
+class TransactionFailed(BrokerError):
+    """A transaction was aborted for a reason other than fencing; with `fatal`, the producer
+    itself can no longer be used and must be created anew."""
+
+    def __init__(self, message: str, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
 
 
 class ReadError(BrokerError):

@@ -198,7 +198,8 @@ def consume(args: argparse.Namespace, settings: Settings) -> int:
     conf = {**settings.kafka_config(),
             "group.id": args.group if grouped else f"makegood-consume-{uuid.uuid4().hex}",
             "enable.auto.commit": grouped, "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest", "enable.partition.eof": False}
+            "auto.offset.reset": "earliest", "enable.partition.eof": False,
+            "isolation.level": "read_committed"}
     consumer = Consumer(conf)
     printed = 0
     try:

@@ -21,10 +21,12 @@ from typing import Any, Callable, Iterator, Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Producer as _Producer
 
-from streams.errors import PermanentProduceError, ProduceError, RetriableProduceError
+from streams.errors import (GroupFenced, PermanentProduceError, ProduceError, RetriableProduceError,
+                            TransactionFailed)
 from streams.settings import Settings
 
 OutRecord = tuple[str, bytes | None, bytes | None, int | None]   # (topic, key, value, partition or None)
+Commit = tuple[Sequence[Any], Any]      # (TopicPartitions to commit, the consumer's group metadata)
 
 # Errors that no retry can mend. Everything else librdkafka reports after its own retries
 # (timeouts, leader changes, a broker restart) is worth another try.
@@ -191,3 +193,74 @@ class Producer:
         self._p.flush(timeout)
         self._stop.set()
         self._poller.join(5)
+
+
+# ----------------------------------------------------------------------------- transactions
+
+# What send_offsets_to_transaction says when this member no longer owns what it consumed: the
+# group moved on (a paused, partitioned or slow worker). Its transaction is aborted and its
+# batch is someone else's now.
+GROUP_FENCED_CODES = frozenset({
+    KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.FENCED_INSTANCE_ID,
+})
+TXN_TIMEOUT_S = 30
+
+
+class TransactionalProducer(Producer):
+    """The producer in Kafka transactions (KIP-447): a batch's outputs and the consumer offsets
+    they answer are committed together, or not at all. `transact` raises
+    - `GroupFenced` when the consumer group no longer counts this member as the owner of what
+      it consumed: the transaction is aborted, nothing of it ever becomes visible to a
+      read-committed reader, and the caller drops the batch (the new owner does it again);
+    - `ProduceError` (retriable or permanent) after aborting, when the records were not all
+      delivered;
+    - `TransactionFailed` after aborting for anything else abortable (retry the batch), or
+      with `fatal` set when the producer itself was fenced (e.g. its transaction timed out
+      while the process was paused): close it and make a new one before the next batch.
+    Every blocking librdkafka call runs in a thread, off the event loop."""
+
+    def __init__(self, settings: Settings, transactional_id: str, **config: object):
+        super().__init__(settings, **{"transactional.id": transactional_id,
+                                      "transaction.timeout.ms": TXN_TIMEOUT_S * 1000, **config})
+        self._p.init_transactions(TXN_TIMEOUT_S)
+
+    async def transact(self, records: Sequence[OutRecord], offsets: Sequence[Any] = (),
+                       group_metadata: Any = None) -> None:
+        """Produce `records` and commit `offsets` for the group, atomically."""
+        loop = asyncio.get_running_loop()
+        self._p.begin_transaction()
+        try:
+            await self.send_batch(records)
+            if offsets:
+                await loop.run_in_executor(None, self._call, "send offsets", lambda: self._p.send_offsets_to_transaction(
+                    list(offsets), group_metadata, TXN_TIMEOUT_S))
+            await loop.run_in_executor(None, self._call, "commit", lambda: self._p.commit_transaction(TXN_TIMEOUT_S))
+        except BaseException as exc:
+            fatal = isinstance(exc, TransactionFailed) and exc.fatal
+            if not fatal:
+                await loop.run_in_executor(None, self._abort)
+            raise
+
+    def _call(self, what: str, op: Callable[[], None]) -> None:
+        """A transactional call, retried while librdkafka says it is retriable."""
+        for attempt in range(5):
+            try:
+                op()
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                if err.fatal():
+                    raise TransactionFailed(f"{what}: {describe(err)}", fatal=True) from None
+                if err.code() in GROUP_FENCED_CODES:
+                    raise GroupFenced(f"{what}: {describe(err)}") from None
+                if err.retriable() and attempt < 4:
+                    time.sleep(0.2 * 2 ** attempt)
+                    continue
+                raise TransactionFailed(f"{what}: {describe(err)}") from None
+
+    def _abort(self) -> None:
+        try:
+            self._p.abort_transaction(TXN_TIMEOUT_S)
+        except KafkaException:
+            pass     # nothing to abort, or the producer is fenced: reset() follows

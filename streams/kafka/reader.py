@@ -13,11 +13,10 @@ arriving for `stall_s` is an error, never a silent short read.
 """
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Iterator, NamedTuple, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -179,19 +178,3 @@ class PartitionReader:
         """The records of `spans`, one at a time."""
         for batch in self.batches(topic, spans, label):
             yield from batch
-
-
-async def read_async(settings: Settings, topic: str,
-                     plan: Callable[[PartitionReader], Sequence[Span]]) -> AsyncIterator[list[Raw]]:
-    """Batches of a bounded read for the event loop: the reader (and `plan`, which chooses the
-    spans with it) runs in a worker thread, so no broker round trip blocks the loop."""
-    loop = asyncio.get_running_loop()
-    reader = await loop.run_in_executor(None, lambda: PartitionReader(settings))
-    try:
-        spans = await loop.run_in_executor(None, plan, reader)
-        it = reader.batches(topic, spans)
-        done = object()
-        while (batch := await loop.run_in_executor(None, next, it, done)) is not done:
-            yield batch
-    finally:
-        await loop.run_in_executor(None, reader.close)

@@ -19,6 +19,7 @@ REVIEWS = "remedy.reviews.v1"
 NOTICES = "remedy.notices.v1"
 DEADLETTER = "remedy.deadletter.v1"
 RETRIAGE = "makegood.retriage.v1"
+CASES = "makegood.cases.v1"
 
 # Which Avro schema each public topic carries (schemas/<name>.avsc).
 TOPIC_SCHEMAS: Mapping[str, str] = {
@@ -48,8 +49,9 @@ def load_topic_specs(path: Path) -> dict[str, TopicSpec]:
     for name, body in doc["topics"].items():
         specs[name] = TopicSpec(name, int(body["partitions"]), int(body.get("replication", replication)),
                                 {k: str(v) for k, v in (body.get("config") or {}).items()})
-    if specs[REPORTS].partitions != specs[RETRIAGE].partitions:
-        raise TopicError(f"{path}: {RETRIAGE} must have as many partitions as {REPORTS}")
+    for co in (RETRIAGE, CASES):
+        if specs[REPORTS].partitions != specs[co].partitions:
+            raise TopicError(f"{path}: {co} must have as many partitions as {REPORTS}")
     return specs
 
 

@@ -1,45 +1,43 @@
-"""One worker, wired: `create_app(settings)` builds a fresh faust app (no module-level app).
+"""One worker, wired: `create_app(settings)` builds a fresh worker (no module-level state).
 
 The collaborators, each in its own module, with what they are handed here and nothing else:
 - IncidentFeed (feed.py) reads every outage window, group-less, into incident histories;
-- StateConsumer (consumer.py) is the entitlement group member; it hands batches and
-  assignments to EntitlementIntake (entitlements.py), which stores each state (store.py) and
-  decides it against every incident on arrival;
-- ReportsHandler (reports.py) is the body of the faust `reports` agent and keeps the `cases`
-  table (cases.py);
+- two GroupConsumers (consumer.py): entitlement states for EntitlementIntake
+  (entitlements.py), which stores each state (store.py) and decides it on arrival; damage
+  reports and re-triage requests for ReportsHandler (reports.py), which keeps each reporter's
+  cases (cases.py);
 - Sweeper (sweeper.py) does everything between records: the feed's dead letters, the
   catch-up after an assignment, sweeps of owned partitions when a window changes, re-triage;
-- Emitter (emitter.py) publishes every decision: ledger check, produce, ack, ledger write;
+- Emitter (emitter.py) publishes every decision in a Kafka transaction with the offsets it
+  answers: ledger check, transaction, ledger write;
 - Gate (gate.py) makes their decisions take turns.
 
-faust caveats designed around: the reports agent runs with concurrency=1 (issue #606 skips
-offsets otherwise); processing_guarantee stays at_least_once (exactly_once has open
-duplicate/fencing bugs) and the Redis ledger makes re-processing harmless; no exception may
-escape an agent body (faust would ack the event anyway), so poison records become dead letters
-and I/O failures are retried in place.
+No faust: its agents top out near 5,000 events/s here, its exactly_once mode has open
+duplicate and fencing bugs (faust #517, #323), and its consumer cannot hand the group metadata
+a librdkafka transaction needs to be fenced (KIP-447). The worker is a plain asyncio program
+on librdkafka; SIGTERM and SIGINT stop it after the batch in hand.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
-from typing import Any, Iterable, NoReturn
-
-import faust
+import signal
+import sys
+from typing import NoReturn
 
 from processors.policy import Policy, load_policy
 
 from streams.decide.admit import Admission
-from streams.kafka.topics import ENTITLEMENTS, OUTAGES, REPORTS, RETRIAGE, load_topic_specs
+from streams.kafka.topics import CASES, ENTITLEMENTS, OUTAGES, REPORTS, RETRIAGE, load_topic_specs
 from streams.ledger.reconcile import reconcile_inflight
 from streams.ledger.store import Ledger
 from streams.settings import Settings
 from streams.wire.codec import Codec
 from streams.worker.cases import Cases
-from streams.worker.consumer import StateConsumer
+from streams.worker.consumer import GroupConsumer
 from streams.worker.emitter import Emitter
 from streams.worker.entitlements import EntitlementIntake
-from streams.worker.faust_fetch import shorten_fetch_wait
 from streams.worker.feed import IncidentFeed
 from streams.worker.gate import Gate
 from streams.worker.reports import ReportsHandler
@@ -53,48 +51,36 @@ SHUTDOWN_DRAIN_S = 30
 EXIT_REFUSED = 3          # the worker's exit status when the cluster refuses its output
 
 
-def _faust_app(s: Settings, partitions: int) -> faust.App:
-    shorten_fetch_wait()
-    return faust.App(
-        s.topic("makegood"), broker=f"kafka://{s.bootstrap}", store="memory://",
-        web_enabled=False, datadir=str(s.state_dir / "workers" / s.worker_id),
-        topic_partitions=partitions, topic_replication_factor=1, table_standby_replicas=0,
-        processing_guarantee="at_least_once", consumer_auto_offset_reset="earliest",
-        broker_session_timeout=10, broker_heartbeat_interval=1, broker_rebalance_timeout=10,
-        broker_commit_every=2000, broker_commit_interval=1.0, stream_buffer_maxsize=8192,
-        producer_acks=-1, producer_linger=0.005, autodiscover=False,
-    )
-
-
 class Worker:
-    """The collaborators of one worker and the faust app that runs them."""
+    """The collaborators of one worker; `run()` runs them until cancelled."""
 
     def __init__(self, settings: Settings, policy: Policy | None = None):
         s = self.settings = settings
         policy = policy or load_policy(str(settings.policy_path))
         codec = Codec.from_dir(settings.schemas_dir)
         specs = load_topic_specs(settings.topics_file)
-        n_reports = specs[REPORTS].partitions
-        self.app = app = _faust_app(s, n_reports)
         self.admission = admission = Admission(codec, policy)
         self.ledger = ledger = Ledger(s)
         self.emitter = emitter = Emitter(s, codec, ledger, on_refused=self._refused)
         self.gate = gate = Gate()
         self.store = store = StateStore(admission)
-        self.sweep_pool = (SweepPool(s.sweep_processes, s.schemas_dir, policy) if s.sweep_processes > 0 else None)
+        self.sweep_pool = SweepPool(s.sweep_processes, s.schemas_dir, policy) if s.sweep_processes > 0 else None
         self.feed = feed = IncidentFeed(s, admission, self._window_changed, specs[OUTAGES].partitions)
-        cases = Cases(app.Table("cases", key_type=bytes, value_type=bytes, partitions=n_reports))
         self.sweeper = sweeper = Sweeper(
             admission, store, feed, emitter, gate, s.topic(ENTITLEMENTS), self.sweep_pool,
             reconcile=lambda now_ms: reconcile_inflight(s, ledger, codec, now_ms),
-            catch_up_reports=lambda: self.reports.catch_up(),
-            retriage_waiting=lambda: self.reports.retriage_waiting())
-        self.reports = ReportsHandler(s, admission, cases, feed, emitter, ledger, gate, sweeper.ready, app.conf.id)
+            retriage_waiting=lambda: self.reports.retriage_waiting(),
+            fence=lambda: self.state_consumer.fence(store.owned))
         self.entitlements = intake = EntitlementIntake(
-            admission, store, feed, emitter, gate, specs[ENTITLEMENTS].partitions,
+            s, admission, store, feed, emitter, gate, specs[ENTITLEMENTS].partitions,
             on_assigned=sweeper.partitions_assigned, ready=sweeper.ready)
-        self.state_consumer = StateConsumer(s, admission, intake.assigned, intake.revoked, intake.handle)
-        self._wire(app, n_reports)
+        self.state_consumer = GroupConsumer(s, "entitlements", [s.topic(ENTITLEMENTS)], intake.restore,
+                                            intake.assigned, intake.revoked, intake.handle)
+        self.reports = reports = ReportsHandler(s, admission, Cases(s.topic(CASES)), feed, emitter, ledger, gate,
+                                                sweeper.ready, on_assigned=sweeper.partitions_assigned)
+        self._consumers: list[asyncio.Future] = []
+        self.report_consumer = GroupConsumer(s, "reports", [s.topic(REPORTS), s.topic(RETRIAGE)], reports.restore,
+                                             reports.assigned, reports.revoked, reports.handle)
 
     @staticmethod
     def _refused(line: str) -> NoReturn:
@@ -104,50 +90,19 @@ class Worker:
         logging.shutdown()
         os._exit(EXIT_REFUSED)
 
-    def _window_changed(self, window: Any) -> None:
+    def _window_changed(self, window: object) -> None:
         self.sweeper.window_changed(window)
 
-    def _wire(self, app: faust.App, n_reports: int) -> None:
-        s = self.settings
-        raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-        report_topics = app.topic(s.topic(REPORTS), s.topic(RETRIAGE), partitions=n_reports, **raw)
-
-        # Reports (and entitlement states, in _run_services) wait for the incident feed to catch
-        # up, so that nothing is decided against a partial history (it would be right
-        # eventually, but reports would lose their order).
-        async def reports(stream: Any) -> None:
-            await self.feed.caught_up.wait()
-            async for events in stream.take_events(500, within=0.02):
-                await self.reports.handle(events)
-
-        app.agent(report_topics, name="reports", concurrency=1)(reports)
-        app.task(self._run_services)
-        app.on_partitions_assigned.connect(self._reports_assigned)
-        app.on_partitions_revoked.connect(self._reports_revoked)
-        app.worker_parts = self  # handy for tests and tools
-
-    def _report_partitions(self, tps: Iterable[Any]) -> set[int]:
-        name = self.settings.topic(REPORTS)
-        return {tp.partition for tp in tps if tp.topic == name}
-
-    async def _reports_assigned(self, app: Any, assigned: Iterable[Any], **kw: Any) -> None:
-        self.reports.owned = self._report_partitions(list(assigned))
-        log.info("assigned report partitions %s", sorted(self.reports.owned))
-        self.sweeper.partitions_assigned(reports=True)
-
-    async def _reports_revoked(self, app: Any, revoked: Iterable[Any], **kw: Any) -> None:
-        self.reports.owned -= self._report_partitions(list(revoked))
-
-    async def _run_services(self, app: Any = None) -> None:
+    async def run(self) -> None:
         await self.emitter.start()
         if self.sweep_pool is not None:
             await self.sweep_pool.start()
-        tasks = (asyncio.ensure_future(self.feed.run()), asyncio.ensure_future(self.sweeper.run()),
-                 asyncio.ensure_future(self._consume_states()))
+        self._consumers = [asyncio.ensure_future(self._after_feed(self.state_consumer)),
+                           asyncio.ensure_future(self._after_feed(self.report_consumer))]
+        tasks = [asyncio.ensure_future(self.feed.run()), asyncio.ensure_future(self.sweeper.run()),
+                 *self._consumers]
         try:
             await asyncio.gather(*tasks)
-        except asyncio.CancelledError:
-            pass
         finally:
             for t in tasks:
                 t.cancel()
@@ -158,19 +113,46 @@ class Worker:
             await self.emitter.stop()
             await self.ledger.close()
 
-    async def _consume_states(self) -> None:
+    async def stop(self, timeout: float) -> None:
+        """Let both consumers finish (commit) the batch in hand and leave their groups."""
+        for consumer in (self.state_consumer, self.report_consumer):
+            consumer.request_stop()
+        if self._consumers:
+            await asyncio.wait(self._consumers, timeout=timeout)
+
+    async def _after_feed(self, consumer: GroupConsumer) -> None:
+        """Nothing is decided against a partial incident history: the consumers join their
+        groups once the feed has read every window there was at start."""
         await self.feed.caught_up.wait()
-        await self.state_consumer.run()
+        await consumer.run()
 
 
-def create_app(settings: Settings, policy: Policy | None = None) -> faust.App:
-    """A fresh faust app for one worker; `app.worker_parts` holds its collaborators."""
-    return Worker(settings, policy).app
+def create_app(settings: Settings, policy: Policy | None = None) -> Worker:
+    """A fresh worker for `settings` (run it with `await worker.run()`)."""
+    return Worker(settings, policy)
 
 
 def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
-    """Run one worker until SIGTERM/SIGINT (faust handles both and shuts down cleanly)."""
+    """Run one worker until SIGTERM/SIGINT, then finish the batch in hand and stop."""
+    logging.basicConfig(level=loglevel, stream=sys.stdout,
+                        format="[%(asctime)s] [%(process)d] %(levelname)s %(name)s: %(message)s")
     (settings.state_dir / "workers" / settings.worker_id).mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
-    worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False, quiet=True)
-    worker.execute_from_commandline()
+    asyncio.run(_serve(create_app(settings)))
+
+
+async def _serve(worker: Worker) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    running = asyncio.ensure_future(worker.run())
+    stopping = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
+    if running in done:
+        stopping.cancel()
+        running.result()          # a crash: let it surface
+        return
+    log.info("stopping (signal): finishing the batch in hand")
+    await worker.stop(SHUTDOWN_DRAIN_S)
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)

@@ -1,23 +1,24 @@
-"""The entitlement group member: a batched librdkafka consumer of entitlement.states.v1.
+"""A worker's consumer group member: batches from librdkafka, offsets committed in transactions.
 
-Why not a faust agent: faust hands every message through its own machinery (two asyncio tasks
-per message in the fetcher, then the conductor and the stream), which tops out near 5,000
-events/s on a 2-core machine with an agent that does nothing at all (`python -m bench --only
-faust`, bench/faust_floor.py). Entitlement states are the high-volume input (tens of millions
-of users), so they are read with librdkafka in batches of up to BATCH records instead. Damage
-reports, which come at human rates, stay on a faust agent.
+Both inputs that are split among workers are read this way: entitlement states (group
+`<ns>.makegood.entitlements`) and damage reports with their re-triage requests (group
+`<ns>.makegood.reports`, the two topics co-partitioned, so the range assignor gives a worker
+the same partition numbers of both). Why not faust: a faust agent tops out near 5,000
+events/s here (bench/faust_floor.py), and faust's consumer cannot hand its group metadata to
+a librdkafka producer, which is what lets the group fence a worker's transaction (KIP-447).
 
-- Group: `<ns>.makegood.entitlements`, its own consumer group (faust's group speaks its own
-  assignment protocol, which a plain client cannot join). Partitions are shared among the
-  workers like any Kafka group; offsets are committed only after a batch's outputs are acked
-  and ledgered (at least once; the ledger makes re-processing harmless).
-- Restore: on assignment, a partition this worker did not hold up to the committed offset is
-  read back from the compacted topic, from the start up to the group's committed offset (what
-  lies above it is consumed and decided as usual), without decoding (worker.store).
+- Offsets are never committed by the consumer. Each batch's handler commits them with its
+  outputs in one transaction (worker.emitter), with this member's group metadata
+  (`commit_for`), so a member the group has moved on from cannot commit anything.
+- Read committed: offsets a transaction has not finished committing are not handed out
+  (`require_stable`), so a new owner starts exactly where the last committed batch ended.
+- Restore: on assignment, a partition this worker did not hold up to the committed offsets is
+  restored by the `restore` callable (the entitlement store from the compacted input, the
+  cases from their changelog) before any of its records is handled.
 - Threads: the librdkafka consumer is only ever called from one executor thread. Rebalance
   callbacks run in that thread (inside `consume`); they hand their work to the event loop and
-  wait for it, so the store and the owned-partition set only change on the loop, under the
-  worker's gate.
+  wait for it, so the worker's state changes only on the loop, under its gate — which also
+  means a revocation waits for the batch in hand to commit or abort.
 """
 from __future__ import annotations
 
@@ -25,61 +26,92 @@ import asyncio
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
 
-from streams.decide.admit import Admission
-from streams.kafka.reader import PartitionReader, Span
-from streams.kafka.topics import ENTITLEMENTS
+from streams.errors import GroupFenced
+from streams.kafka.producer import Commit
 from streams.settings import Settings
-from streams.worker.store import restore_partition_states
 
 log = logging.getLogger(__name__)
 
 BATCH = 2000              # records per consume() call
 POLL_S = 0.05             # how long consume() waits for the first record
-RESTORE_CHUNK = 10_000
+
+Restore = Callable[[set[int], dict[tuple[str, int], int]], Any]   # (partitions, committed) -> restored
 
 
-class StateConsumer:
-    """The entitlement group member of one worker: consume -> handle -> commit, batch by batch.
+class GroupConsumer:
+    """consume -> handle (which commits in its transaction) -> consume, batch by batch.
 
-    `on_assign(partitions, kept, restored)` (kept: partitions whose stored states are still
-    current; restored: states read back for the others) and `on_revoke(partitions)` are
-    coroutines run on the event loop; `handle(messages)` processes one batch (and returns only
-    when its outputs are ledgered)."""
+    `on_assign(partitions, kept, restored)` (kept: partitions whose state is still current;
+    restored: what `restore` read back for the others) and `on_revoke(partitions)` are
+    coroutines run on the event loop; `handle(messages, consumer)` processes one batch, commits
+    it in its transaction with `consumer.commit_for(...)` and reports that with
+    `consumer.committed(...)`, or raises GroupFenced when the group moved on."""
 
-    def __init__(self, settings: Settings, admission: Admission,
-                 on_assign: Callable[[set[int], set[int], dict[bytes, bytes]], Any],
-                 on_revoke: Callable[[set[int]], Any],
-                 handle: Callable[[list[Message]], Any]):
+    def __init__(self, settings: Settings, name: str, topics: Sequence[str], restore: Restore,
+                 on_assign: Callable[[set[int], set[int], Any], Awaitable[None]],
+                 on_revoke: Callable[[set[int]], Awaitable[None]],
+                 handle: Callable[[list[Message], "GroupConsumer"], Awaitable[None]]):
         self.settings = settings
-        self.admission = admission
-        self.topic = settings.topic(ENTITLEMENTS)
-        self.group = settings.topic("makegood.entitlements")
+        self.name = name
+        self.topics = list(topics)
+        self.group = settings.topic(f"makegood.{name}")
+        self._restore = restore
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self._handle = handle
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="entitlements")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer: Consumer | None = None
         self._stopping = threading.Event()
+        self._stop_requested = False
+        self._rewind: list[TopicPartition] = []
         self.consumed = 0
-        # next offset this worker has processed and committed, per partition it held
-        self.position: dict[int, int] = {}
+        # the committed offset of each (topic, partition) this member holds: where it resumes
+        self.position: dict[tuple[str, int], int] = {}
+
+    # ---------------------------------------------------------------- for the handlers
+
+    def commit_for(self, msgs: Sequence[Message], partitions: set[int]) -> Commit:
+        """The offsets a batch commits (after its last record, for the partitions given) and
+        this member's group metadata, for the batch's transaction."""
+        last: dict[tuple[str, int], int] = {}
+        for m in msgs:
+            if m.partition() in partitions:
+                last[(m.topic(), m.partition())] = m.offset() + 1
+        return [TopicPartition(t, p, off) for (t, p), off in last.items()], self._metadata()
+
+    def fence(self, partitions: set[int]) -> Commit:
+        """The offsets this member holds for `partitions`, unchanged: a transaction that
+        carries them commits nothing new, but only while the group counts this member as
+        their owner (a sweep's transactions use it)."""
+        tps = [TopicPartition(t, p, off) for (t, p), off in self.position.items() if p in partitions]
+        return tps, self._metadata()
+
+    def committed(self, offsets: Sequence[TopicPartition]) -> None:
+        """A batch's transaction committed these offsets (called by the handler)."""
+        for tp in offsets:
+            self.position[(tp.topic, tp.partition)] = tp.offset
+
+    def _metadata(self) -> Any:
+        assert self._consumer is not None
+        return self._consumer.consumer_group_metadata()
 
     # ---------------------------------------------------------------- executor thread
 
     def _config(self) -> dict:
         return self.settings.kafka_config(**{
             "group.id": self.group, "enable.auto.commit": False, "auto.offset.reset": "earliest",
-            "session.timeout.ms": 10_000, "heartbeat.interval.ms": 1_000, "fetch.wait.max.ms": 100,
+            "isolation.level": "read_committed", "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 1_000, "fetch.wait.max.ms": 100,
             "partition.assignment.strategy": "range"})
 
     def _open(self) -> None:
         c = Consumer(self._config())
-        c.subscribe([self.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked)
+        c.subscribe(self.topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked)
         self._consumer = c
 
     def _run_on_loop(self, coro: Any) -> Any:
@@ -87,17 +119,17 @@ class StateConsumer:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Keep the states of partitions nobody else processed since we held them (the usual
-        case when a rebalance hands a worker back what it had); restore the others."""
+        """Keep the state of partitions nobody else committed anything for since we held them
+        (the usual case when a rebalance hands a worker back what it had); restore the others."""
         if self._stopping.is_set():
             return
         parts = {tp.partition for tp in partitions}
-        committed = {tp.partition: tp.offset for tp in
-                     consumer.committed([TopicPartition(self.topic, p) for p in parts], timeout=30)}
-        keep = {p for p in parts if p in self.position and self.position[p] == committed[p]}
-        bound = {p: max(committed[p], 0) for p in parts - keep}
-        restored = self._restore(bound)
-        self.position = {p: off for p, off in self.position.items() if p in keep}
+        got = consumer.committed([TopicPartition(t, p) for t in self.topics for p in parts], timeout=30)
+        committed = {(tp.topic, tp.partition): max(tp.offset, 0) if tp.offset != OFFSET_INVALID else 0
+                     for tp in got}
+        keep = {p for p in parts if all(self.position.get((t, p)) == committed[(t, p)] for t in self.topics)}
+        restored = self._restore(parts - keep, committed) if parts - keep else None
+        self.position = dict(committed)
         self._run_on_loop(self._on_assign(parts, keep, restored))
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -105,36 +137,26 @@ class StateConsumer:
             return
         self._run_on_loop(self._on_revoke({tp.partition for tp in partitions}))
 
-    def _restore(self, bound: dict[int, int]) -> dict[bytes, bytes]:
-        """Every state of the partitions in `bound` below its offset, read from the topic."""
-        found: dict[bytes, bytes] = {}
-        spans = [Span(p, 0, end) for p, end in sorted(bound.items()) if end > 0]
-        if not spans:
-            return found
-        with PartitionReader(self.settings, **{"fetch.wait.max.ms": 50}) as reader:
-            for chunk in reader.batches(self.topic, spans, stop=self._stopping.is_set, chunk=RESTORE_CHUNK):
-                restore_partition_states(self.admission, chunk, found)
-        return found
-
-    def _poll(self, commit: list[TopicPartition]) -> list[Message]:
+    def _poll(self) -> list[Message]:
         if self._consumer is None:
             self._open()
-        assert self._consumer is not None
-        if commit:
-            try:
-                self._consumer.commit(offsets=commit, asynchronous=False)
-            except KafkaException as exc:   # fenced by a rebalance: the new owner re-reads these
-                log.warning("entitlement offsets not committed (%s); their new owner re-decides them",
-                            exc.args[0].str() if exc.args else exc)
-        msgs = self._consumer.consume(BATCH, timeout=POLL_S)
+        c = self._consumer
+        assert c is not None
+        if self._rewind:
+            rewind, self._rewind = self._rewind, []
+            for tp in rewind:
+                try:
+                    c.seek(tp)
+                except KafkaException:
+                    pass            # no longer ours: its new owner starts from the committed offset
+        msgs = c.consume(BATCH, timeout=POLL_S)
         return [m for m in msgs if not self._skip(m)]
 
-    @staticmethod
-    def _skip(m: Message) -> bool:
+    def _skip(self, m: Message) -> bool:
         err = m.error()
         if err is None:
             return False
-        log.warning("entitlement consumer: %s", err.str())
+        log.warning("%s consumer: %s", self.name, err.str())
         return True
 
     def _close(self) -> None:
@@ -144,33 +166,35 @@ class StateConsumer:
 
     # ---------------------------------------------------------------- event loop
 
+    def request_stop(self) -> None:
+        """Finish the batch in hand, then leave the group."""
+        self._stop_requested = True
+
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         loop = self._loop
-        commit: list[TopicPartition] = []
         try:
-            while True:
-                msgs = await loop.run_in_executor(self._pool, self._poll, commit)
-                commit = []
+            while not self._stop_requested:
+                msgs = await loop.run_in_executor(self._pool, self._poll)
                 if not msgs:
                     continue
-                await self._handle(msgs)
+                try:
+                    await self._handle(msgs, self)
+                except GroupFenced as exc:
+                    log.warning("%s batch of %d records dropped: the group moved on (%s); "
+                                "their new owner decides them", self.name, len(msgs), exc)
+                    self._rewind = self._firsts(msgs)
+                    continue
                 self.consumed += len(msgs)
-                last: dict[int, int] = {}
-                for m in msgs:
-                    last[m.partition()] = m.offset() + 1
-                self.position.update(last)
-                commit = [TopicPartition(self.topic, p, off) for p, off in last.items()]
         finally:
             self._stopping.set()
-            if commit:
-                await loop.run_in_executor(self._pool, self._final_commit, commit)
             await loop.run_in_executor(self._pool, self._close)
             self._pool.shutdown(wait=False)
 
-    def _final_commit(self, commit: list[TopicPartition]) -> None:
-        if self._consumer is not None:
-            try:
-                self._consumer.commit(offsets=commit, asynchronous=False)
-            except KafkaException as exc:
-                log.warning("final entitlement commit failed: %s", exc)
+    @staticmethod
+    def _firsts(msgs: Sequence[Message]) -> list[TopicPartition]:
+        """Where a dropped batch began, per partition: read again from there if still ours."""
+        first: dict[tuple[str, int], int] = {}
+        for m in msgs:
+            first.setdefault((m.topic(), m.partition()), m.offset())
+        return [TopicPartition(t, p, off) for (t, p), off in first.items()]

@@ -1,4 +1,4 @@
-"""Entitlement intake: each batch the state consumer hands over, stored and decided on arrival.
+"""Entitlement intake: each batch the group consumer hands over, stored and decided on arrival.
 
 A state is admitted (or dead-lettered), compared with the stored one (newer `updated_at`
 wins; a tombstone deletes, and issued remedies stand), stored, and decided against every
@@ -19,18 +19,25 @@ from streams.decide.admit import Admission, Rejection
 from streams.decide.entitlements import owed
 from streams.decide.outputs import Batch, DeadLetter, Intake
 from streams.errors import Stage
+from streams.kafka.reader import PartitionReader, Span
 from streams.kafka.topics import ENTITLEMENTS
+from streams.settings import Settings
+from streams.worker.consumer import GroupConsumer
 from streams.worker.emitter import Emitter
 from streams.worker.feed import IncidentFeed
 from streams.worker.gate import Gate
-from streams.worker.store import StateStore
+from streams.worker.store import StateStore, restore_partition_states
 
 log = logging.getLogger(__name__)
 
+RESTORE_CHUNK = 10_000
+
 
 class EntitlementIntake:
-    def __init__(self, admission: Admission, store: StateStore, feed: IncidentFeed, emitter: Emitter,
-                 gate: Gate, partitions: int, on_assigned: Callable[[], Any], ready: Any):
+    def __init__(self, settings: Settings, admission: Admission, store: StateStore, feed: IncidentFeed,
+                 emitter: Emitter, gate: Gate, partitions: int, on_assigned: Callable[[], Any], ready: Any):
+        self.settings = settings
+        self.topic = settings.topic(ENTITLEMENTS)
         self.admission = admission
         self.store = store
         self.feed = feed
@@ -40,7 +47,8 @@ class EntitlementIntake:
         self._on_assigned = on_assigned    # the sweeper's catch-up request
         self._ready = ready                # set once the catch-up after an assignment is done
 
-    async def assigned(self, parts: set[int], kept: set[int], restored: dict[bytes, bytes]) -> None:
+    async def assigned(self, parts: set[int], kept: set[int], restored: dict[bytes, bytes] | None) -> None:
+        restored = restored or {}
         async with self.gate.exclusive():
             dropped = self.store.assign(parts, kept, restored, self.partitions)
         log.info("assigned entitlement partitions %s (kept %s, %d states restored from the topic, %d dropped)",
@@ -51,9 +59,9 @@ class EntitlementIntake:
         async with self.gate.exclusive():
             self.store.owned -= parts
 
-    async def handle(self, msgs: list[Message]) -> None:
+    async def handle(self, msgs: list[Message], consumer: GroupConsumer) -> None:
         """One batch of entitlement.states.v1 records (offset order); returns once its outputs
-        are acknowledged and ledgered."""
+        and offsets are committed and ledgered (GroupFenced: dropped, the group moved on)."""
         await self._ready.wait()
         batch = Batch()
         store = self.store
@@ -69,7 +77,9 @@ class EntitlementIntake:
                 except Exception as exc:  # a processor bug must not stop the pipeline
                     log.exception("entitlement at %s/%s@%s failed", source.topic, partition, offset)
                     batch.fail(DeadLetter(source, key, value, Stage.PROCESS, type(exc).__name__, str(exc)))
-            await self.emitter.emit(batch, outcome_topic=ENTITLEMENTS)
+            commit = consumer.commit_for(msgs, owned)
+            await self.emitter.emit(batch, outcome_topic=ENTITLEMENTS, commit=commit)
+            consumer.committed(commit[0])
 
     def _take(self, key: bytes | None, value: bytes | None, source: Source, batch: Batch) -> None:
         store = self.store
@@ -89,3 +99,13 @@ class EntitlementIntake:
         store.put(k, source.partition, source.offset, ent.updated_at, value)
         decided = owed(self.admission.policy, self.feed.histories.values(), ent, source, batch)
         batch.outcomes[Intake.DECIDED if decided else Intake.STORED_NO_INCIDENT] += 1
+
+    def restore(self, partitions: set[int], committed: dict[tuple[str, int], int]) -> dict[bytes, bytes]:
+        """Every state of `partitions` below the committed offsets, read back from the
+        compacted topic without decoding (worker.store); runs in the consumer's thread."""
+        found: dict[bytes, bytes] = {}
+        spans = [Span(p, 0, committed.get((self.topic, p), 0)) for p in sorted(partitions)]
+        with PartitionReader(self.settings, **{"fetch.wait.max.ms": 50}) as reader:
+            for chunk in reader.batches(self.topic, spans, chunk=RESTORE_CHUNK):
+                restore_partition_states(self.admission, chunk, found)
+        return found

@@ -1,17 +1,20 @@
 """Every worker's own view of every incident.
 
 Outage windows are few, and every worker needs all of them to decide an entitlement on arrival
-or to sweep its own partitions. Rather than a faust GlobalTable (whose recovery has open bugs),
-each worker reads the whole outage topic with a group-less consumer from offset 0 and keeps the
-accepted revisions of each incident in memory. Nothing is committed: a restart simply re-reads.
+or to sweep its own partitions. Each worker reads the whole outage topic with a group-less
+consumer from offset 0 and keeps the accepted revisions of each incident in memory (a
+global table without a changelog: the topic keeps every revision). Nothing is committed: a
+restart simply re-reads.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from processors.model import OutageWindow, Source
 from processors.windows import IncidentHistory
@@ -22,6 +25,9 @@ from streams.settings import Settings
 from streams.kafka.topics import OUTAGES
 
 log = logging.getLogger(__name__)
+
+POLL_BATCH = 500
+POLL_S = 0.5
 
 
 class IncidentFeed:
@@ -35,7 +41,6 @@ class IncidentFeed:
         self.caught_up = asyncio.Event()
         self._dead: list[DeadLetter] = []     # taken by the sweeper into the emitter
         self.ignored = 0
-        self._consumer: AIOKafkaConsumer | None = None
 
     def apply(self, window: OutageWindow) -> bool:
         """Accept a revision if it is newer than what this incident has; True when accepted."""
@@ -62,37 +67,47 @@ class IncidentFeed:
         return window if self.apply(window) else None
 
     async def run(self) -> None:
+        """Read the outage topic from its start, forever; `caught_up` is set once every record
+        that was there when the worker started has been applied. librdkafka runs in a thread
+        of its own (a consume() call blocks), the windows are applied on the event loop."""
+        loop = asyncio.get_running_loop()
+        pool = ThreadPoolExecutor(1, thread_name_prefix="incident-feed")
         topic = self.settings.topic(OUTAGES)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap, group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="earliest")
-        self._consumer = consumer
-        await consumer.start()
+        consumer = await loop.run_in_executor(pool, self._open, topic)
         try:
-            tps = [TopicPartition(topic, p) for p in range(self.partitions)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            pending = {tp for tp in tps if ends[tp] > 0}
-            if not pending:
-                self.caught_up.set()
+            ends = await loop.run_in_executor(pool, self._ends, consumer, topic)
+            pending = {p for p, end in ends.items() if end > 0}
             while True:
-                batches = await consumer.getmany(timeout_ms=500, max_records=500)
-                for tp, msgs in batches.items():
-                    for m in msgs:
-                        dead_before = len(self._dead)
-                        window = self.handle(tp.partition, m.offset, m.key, m.value)
-                        if len(self._dead) > dead_before:
-                            self.on_change(None)
-                        if window is not None:
-                            log.info("incident %s revision %d %s", window.incident_id, window.revision,
-                                     window.status.value)
-                            self.on_change(window)
-                if not self.caught_up.is_set():
-                    for tp in list(pending):
-                        if await consumer.position(tp) >= ends[tp]:
-                            pending.discard(tp)
-                    if not pending:
-                        log.info("incident feed caught up: %d incidents", len(self.histories))
-                        self.caught_up.set()
+                if not pending and not self.caught_up.is_set():
+                    log.info("incident feed caught up: %d incidents", len(self.histories))
+                    self.caught_up.set()
+                msgs = await loop.run_in_executor(pool, consumer.consume, POLL_BATCH, POLL_S)
+                for m in msgs:
+                    if m.error() is not None:
+                        continue
+                    self._take(m.partition(), m.offset(), m.key(), m.value())
+                    if m.offset() + 1 >= ends.get(m.partition(), 0):
+                        pending.discard(m.partition())
         finally:
-            await consumer.stop()
+            await loop.run_in_executor(pool, consumer.close)
+            pool.shutdown(wait=False)
+
+    def _take(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        dead_before = len(self._dead)
+        window = self.handle(partition, offset, key, value)
+        if len(self._dead) > dead_before:
+            self.on_change(None)
+        if window is not None:
+            log.info("incident %s revision %d %s", window.incident_id, window.revision, window.status.value)
+            self.on_change(window)
+
+    def _open(self, topic: str) -> Consumer:
+        consumer = Consumer(self.settings.kafka_config(**{
+            "group.id": f"makegood-feed-{uuid.uuid4().hex}", "enable.auto.commit": False,
+            "enable.auto.offset.store": False, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100}))
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(self.partitions)])
+        return consumer
+
+    def _ends(self, consumer: Consumer, topic: str) -> dict[int, int]:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                for p in range(self.partitions)}

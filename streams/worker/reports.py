@@ -1,22 +1,22 @@
-"""Damage reports: the faust `reports` agent's batches, triaged against the known incidents.
+"""Damage reports: each batch the reports group consumer hands over, triaged against the incidents.
 
 A report is matched to an incident (by incident_id, or by service and time inside a window) and
 triaged with its reporter's case (processors.reports): a tier payout, a top-up, a review case
 or a notice. A reporter's reports are triaged in arrival order; one whose incident is not known
-yet waits in the reporter's entry of the `cases` table and is re-triaged, in order, when a
-window arrives (the sweeper sends a re-triage request through makegood.retriage.v1, which is
-co-partitioned with the reports, so the request reaches the agent that owns the entry).
+yet waits in the reporter's entry (worker.cases) and is re-triaged, in order, when a window
+arrives: the sweeper sends a re-triage request through makegood.retriage.v1, which is
+co-partitioned with the reports, so the request reaches the worker that owns the entry.
 
-Catch-up on assignment: the input topic, not faust's offsets, is the truth. faust at_least_once
-can commit an offset whose event never finished (faust #606 and its relatives), so a worker
-that takes over report partitions re-reads them from the beginning up to the group's committed
-offsets and triages every report its reporter's entry has not seen. Ids already in the ledger
-are dropped by the emitter, so the repeated work is harmless.
+A batch's outputs, its changed reporter entries and its offsets are committed in one
+transaction, so after any crash or take-over the entries, the offsets and what billing sees
+agree: nothing needs re-reading to find reports that fell between them.
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
+
+from confluent_kafka import Message
 
 from processors.model import DamageReport, Outcome, RemedyAction, Source
 from processors.reports import locate_case, triage_report
@@ -24,11 +24,12 @@ from processors.reports import locate_case, triage_report
 from streams.decide.admit import Admission, Rejection
 from streams.decide.outputs import Batch, DeadLetter, Intake
 from streams.errors import Stage
-from streams.kafka.reader import PartitionReader, Span, read_async
+from streams.kafka.reader import PartitionReader
 from streams.kafka.topics import REPORTS, RETRIAGE
 from streams.ledger.store import Ledger
 from streams.settings import Settings
-from streams.worker.cases import Cases, Touched, case_from_json, case_to_json, has_seen, pending_entry
+from streams.worker.cases import Cases, Touched, case_from_json, case_to_json, pending_entry, read_cases
+from streams.worker.consumer import GroupConsumer
 from streams.worker.emitter import Emitter
 from streams.worker.feed import IncidentFeed
 from streams.worker.gate import Gate
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 class ReportsHandler:
     def __init__(self, settings: Settings, admission: Admission, cases: Cases, feed: IncidentFeed,
-                 emitter: Emitter, ledger: Ledger, gate: Gate, ready: Any, group: str):
+                 emitter: Emitter, ledger: Ledger, gate: Gate, ready: Any, on_assigned: Callable[[], None]):
         self.settings = settings
         self.admission = admission
         self.codec = admission.codec
@@ -49,45 +50,67 @@ class ReportsHandler:
         self.ledger = ledger
         self.gate = gate
         self._ready = ready                   # the sweeper's catch-up after an assignment is done
-        self.group = group                    # the faust app's consumer group (committed offsets)
+        self._on_assigned = on_assigned       # the sweeper's catch-up request
         self.owned: set[int] = set()          # report partitions this worker owns
-        self.topic = settings.topic(REPORTS)
         self.retriage_topic = settings.topic(RETRIAGE)
         self._remedies_of: dict[str, list[bytes]] = {}   # reporter -> ledgered remedies, per batch
 
-    # ------------------------------------------------------------------ live batches
+    # ------------------------------------------------------------------ assignment
 
-    async def handle(self, events: list) -> None:
-        """One batch of the agent's events (reports and re-triage requests, offset order)."""
+    def restore(self, partitions: set[int], committed: dict[tuple[str, int], int]) -> dict[bytes, bytes]:
+        """The reporter entries of `partitions`, read back from the changelog (consumer thread)."""
+        with PartitionReader(self.settings) as reader:
+            return read_cases(reader, self.cases.topic, partitions)
+
+    async def assigned(self, parts: set[int], kept: set[int], restored: dict[bytes, bytes] | None) -> None:
+        restored = restored or {}
+        async with self.gate.exclusive():
+            self.cases.assign(kept, restored)
+            self.owned = set(parts)
+        log.info("assigned report partitions %s (kept %s, %d reporter entries restored)",
+                 sorted(parts), sorted(kept), len(restored))
+        self._on_assigned()
+
+    async def revoked(self, parts: set[int]) -> None:
+        async with self.gate.exclusive():
+            self.owned -= parts
+
+    # ------------------------------------------------------------------ batches
+
+    async def handle(self, msgs: list[Message], consumer: GroupConsumer) -> None:
+        """One batch of reports and re-triage requests (offset order per partition); returns
+        once it is committed and ledgered (GroupFenced: dropped, the group moved on)."""
         await self._ready.wait()
         batch = Batch()
         touched: Touched = {}
         async with self.gate.exclusive():
-            await self._prefetch_remedies(ev.key.decode("utf-8", "replace") for ev in events if ev.key)
-            for ev in events:
-                m = ev.message
-                key = ev.key or b""
-                source = Source(m.topic, m.partition, m.offset)
+            owned = self.owned
+            mine = [m for m in msgs if m.partition() in owned]    # others: revoked while in hand
+            await self._prefetch_remedies(m.key().decode("utf-8", "replace") for m in mine if m.key())
+            for m in mine:
+                key = m.key() or b""
+                source = Source(m.topic(), m.partition(), m.offset())
                 try:
-                    if m.topic == self.retriage_topic:
+                    if m.topic() == self.retriage_topic:
                         batch.outcomes[Intake.RETRIAGE] += 1
                         new = []
                     else:
-                        report = self.admission.check("damage_report", ev.value)
+                        report = self.admission.check("damage_report", m.value())
                         if isinstance(report, Rejection):
-                            batch.fail(DeadLetter.of(source, ev.key, ev.value, report))
+                            batch.fail(DeadLetter.of(source, m.key(), m.value(), report))
                             continue
-                        new = [(ev.value, source, report)]
-                    doc = self.cases.doc(key, m.partition, touched)
+                        new = [(m.value(), source, report)]
+                    doc = self.cases.doc(key, m.partition(), touched)
                     await self._triage_in_order(doc, new, batch)
-                    touched[key] = (m.partition, doc)
+                    touched[key] = (m.partition(), doc)
                 except Exception as exc:
-                    log.exception("report at %s/%s@%s failed", m.topic, m.partition, m.offset)
-                    batch.fail(DeadLetter(source, ev.key, ev.value, Stage.PROCESS, type(exc).__name__, str(exc)))
+                    log.exception("report at %s/%s@%s failed", m.topic(), m.partition(), m.offset())
+                    batch.fail(DeadLetter(source, m.key(), m.value(), Stage.PROCESS, type(exc).__name__, str(exc)))
             self._remedies_of = {}       # read again for the next batch: the ledger moves on
-            # outputs first, then the case: a stored case marks its reports as done
-            await self.emitter.emit(batch, outcome_topic=REPORTS)
-            await self._store(touched)
+            commit = consumer.commit_for(mine, owned)
+            await self.emitter.emit(batch, outcome_topic=REPORTS, commit=commit, also=self.cases.changes(touched))
+            self.cases.apply(touched)
+            consumer.committed(commit[0])
 
     async def _triage_in_order(self, doc: dict, new: list, batch: Batch) -> None:
         """A reporter's reports are triaged in arrival order: earlier ones still waiting for
@@ -127,50 +150,9 @@ class ReportsHandler:
         ids = sorted(set(user_ids))
         self._remedies_of = await retry_forever("ledger read", lambda: self.ledger.users_remedies(ids)) if ids else {}
 
-    async def _store(self, touched: Touched) -> None:
-        """Store changed reporter entries and write them to the table's changelog in one batch."""
-        records = self.cases.store(touched)
-        if records:
-            assert self.emitter.producer is not None
-            await retry_forever("cases changelog", lambda: self.emitter.producer.send_batch(records))
-
     # ------------------------------------------------------------------ sweeper requests
 
     async def retriage_waiting(self) -> None:
-        """Ask the agent to re-triage reporters whose reports wait for an incident."""
-        sends = [(self.retriage_topic, key, b"", partition) for key, partition in self.cases.waiting(self.owned)]
-        assert self.emitter.producer is not None
-        await self.emitter.producer.send_batch(sends)
-
-    async def catch_up(self) -> int:
-        """Triage every report of the owned partitions that its reporter's entry has not seen."""
-        partitions = set(self.owned)
-        group, topic = self.group, self.topic
-
-        def plan(reader: PartitionReader) -> list[Span]:
-            # only below the group's committed offsets: the agent consumes what lies above
-            # them anyway, and only committed events can have been skipped
-            bound = reader.committed(group, topic, sorted(partitions)) if partitions else {}
-            return [Span(p, 0, end) for p, end in sorted(bound.items())]
-
-        triaged = 0
-        async for msgs in read_async(self.settings, topic, plan):
-            batch = Batch()
-            touched: Touched = {}
-            async with self.gate.exclusive():
-                for m in msgs:
-                    key = m.key or b""
-                    report = self.admission.valid("damage_report", m.value)
-                    if report is None:
-                        continue
-                    doc = self.cases.doc(key, m.partition, touched)
-                    if has_seen(doc, report.report_id):
-                        continue
-                    await self.triage(report, m.value, Source(topic, m.partition, m.offset), doc, batch)
-                    touched[key] = (m.partition, doc)
-                    triaged += 1
-                if touched:
-                    await self.emitter.emit(batch)
-                    await self._store(touched)
-        log.info("catch-up of report partitions %s: %d reports triaged", sorted(partitions), triaged)
-        return triaged
+        """Ask for a re-triage of the reporters whose reports wait for an incident."""
+        await self.emitter.send([(self.retriage_topic, key, b"", partition)
+                                 for key, partition in self.cases.waiting(self.owned)])

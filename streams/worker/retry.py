@@ -1,9 +1,10 @@
 """Waiting out the broker and Redis: a worker never turns an outage into lost records.
 
 `retry_forever` retries an I/O step with capped exponential backoff for as long as its failure
-is temporary. A failure that retrying cannot mend (`PermanentProduceError`: too large, not
-authorised, no such topic) is raised at once, so the caller can dead-letter the records or stop
-the worker with one clear line instead of stalling a partition forever.
+is temporary. A failure that retrying cannot mend is raised at once: `PermanentProduceError`
+(too large, not authorised, no such topic), so the caller can dead-letter the records or stop
+the worker with one clear line instead of stalling a partition forever, and `GroupFenced`
+(the group gave this worker's partitions to another), so the batch is dropped, not redone.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import asyncio
 import logging
 from typing import Awaitable, Callable, TypeVar
 
-from streams.errors import PermanentProduceError
+from streams.errors import GroupFenced, PermanentProduceError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -26,7 +27,7 @@ async def retry_forever(what: str, op: Callable[[], Awaitable[T]]) -> T:
     while True:
         try:
             return await op()
-        except (asyncio.CancelledError, PermanentProduceError):
+        except (asyncio.CancelledError, PermanentProduceError, GroupFenced):
             raise
         except Exception as exc:  # noqa: BLE001 - any other I/O failure is waited out
             log.warning("%s failed (%s: %s); retrying in %.1f s", what, type(exc).__name__, exc, delay)

@@ -2,18 +2,18 @@
 
 1. Dead letters of outage windows the feed could not admit are published.
 2. After an assignment (of entitlement or report partitions), the catch-up: records other
-   workers produced but never ledgered are ledgered (ledger.reconcile), and only then do the
-   intakes decide anything of the new assignment (`ready`).
-3. Reports of newly assigned partitions that their reporter's case entry has not seen are
-   triaged (worker.reports).
-4. A sweep: every stored entitlement of the partitions *this* worker owns is re-decided
+   workers committed but never ledgered are ledgered (ledger.reconcile), and only then do the
+   handlers decide anything of the new assignment (`ready`).
+3. A sweep: every stored entitlement of the partitions *this* worker owns is re-decided
    against every incident (a window closed or was amended, or partitions were assigned), so
    the sweep scales out with the consumer group; reports waiting for an incident are then
    re-triaged.
 
 A sweep is decided in chunks, each published through the emitter while the next is decided
-(`Gate.run_behind`), or in helper processes (worker.sweeppool). A new assignment interrupts a
-sweep: the catch-up goes first, then the sweep starts again.
+(`Gate.run_behind`), or in helper processes (worker.sweeppool). Each chunk's transaction carries
+the owned partitions' committed offsets (`fence`), so a worker the group has moved on from
+cannot publish a sweep either. A new assignment interrupts a sweep: the catch-up goes first,
+then the sweep starts again.
 """
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ from processors.model import OutageWindow
 
 from streams.decide.admit import Admission
 from streams.decide.outputs import Batch
+from streams.errors import GroupFenced
+from streams.kafka.producer import Commit
 from streams.worker.emitter import Emitter
 from streams.worker.feed import IncidentFeed
 from streams.worker.gate import Gate
@@ -45,8 +47,8 @@ class Sweeper:
     def __init__(self, admission: Admission, store: StateStore, feed: IncidentFeed, emitter: Emitter,
                  gate: Gate, topic: str, pool: SweepPool | None,
                  reconcile: Callable[[int], Awaitable[int]],
-                 catch_up_reports: Callable[[], Awaitable[int]],
-                 retriage_waiting: Callable[[], Awaitable[None]]):
+                 retriage_waiting: Callable[[], Awaitable[None]],
+                 fence: Callable[[], Commit]):
         self.admission = admission
         self.store = store
         self.feed = feed
@@ -55,13 +57,13 @@ class Sweeper:
         self.topic = topic                     # the real entitlement topic (lineage of sweep remedies)
         self.pool = pool
         self._reconcile = reconcile
-        self._catch_up_reports = catch_up_reports
         self._retriage_waiting = retriage_waiting
+        self._fence = fence                    # the owned entitlement offsets (see emitter.emit)
         self.wanted = asyncio.Event()          # wakes the loop
         self.ready = asyncio.Event()           # the catch-up after the last assignment is done
         self._sweep_due = False                # a full sweep is owed (not just dead letters)
         self._catch_up_due = False             # partitions were assigned: reconcile first
-        self._reports_due = False              # report partitions were assigned: triage unseen
+        self._fenced = False                   # the group moved on during this sweep
         self.sweeps_done = 0
 
     # ------------------------------------------------------------------ requests
@@ -72,10 +74,9 @@ class Sweeper:
             self._sweep_due = True
         self.wanted.set()
 
-    def partitions_assigned(self, *, reports: bool = False) -> None:
+    def partitions_assigned(self) -> None:
         """Catch up before anything of the new assignment is decided, then sweep."""
         self._catch_up_due = True
-        self._reports_due = self._reports_due or reports
         self.ready.clear()
         self._sweep_due = True
         self.wanted.set()
@@ -84,7 +85,7 @@ class Sweeper:
 
     async def run(self) -> None:
         await self.feed.caught_up.wait()
-        # Everything faust, aiokafka and the libraries built at start-up lives as long as the
+        # Everything librdkafka's wrappers and the libraries built at start-up lives as long as the
         # worker: keep it out of the cyclic GC's full collections, which otherwise walk it all
         # every few seconds under load, straight into report latency (bench/results).
         gc.freeze()
@@ -101,9 +102,6 @@ class Sweeper:
                     await retry_forever("in-flight reconciliation",
                                         lambda: self._reconcile(int(time.time() * 1000)))
                 self.ready.set()
-            if self._reports_due:
-                self._reports_due = False
-                await self._catch_up_reports()
             if self._sweep_due:
                 self._sweep_due = False
                 await self.sweep()
@@ -111,6 +109,7 @@ class Sweeper:
 
     async def sweep(self) -> int:
         """Re-decide every stored entitlement of the partitions this worker owns."""
+        self._fenced = False
         if not self.store.owned or not self.feed.histories:
             return 0
         keys = self.store.owned_keys()
@@ -118,7 +117,7 @@ class Sweeper:
             return await self._sweep_in_pool(keys)
         produced = 0
         for i in range(0, len(keys), SWEEP_CHUNK):
-            if self._catch_up_due:
+            if self._catch_up_due or self._fenced:
                 return produced + await self._interrupted(i, len(keys))
             batch = Batch()
             async with self.gate.lock:
@@ -130,17 +129,33 @@ class Sweeper:
                 # One emit in flight at a time, so in-flight marks and ledger checks stay as
                 # they were; deciding the next chunk overlaps this one's broker and Redis waits.
                 produced += await self.gate.settle()
-                self.gate.run_behind(self.emitter.emit(batch))
+                self.gate.run_behind(self._emit(batch))
         produced += await self.gate.settle()
         self.sweeps_done += 1
         log.info("sweep %d: %d entitlements, %d records published", self.sweeps_done, len(keys), produced)
         return produced
 
+    async def _emit(self, batch: Batch) -> int:
+        """A chunk's transaction; when the group has moved on, the sweep stops (whoever owns the
+        partitions now sweeps them on assignment, and so does this worker if they come back)."""
+        try:
+            return await self.emitter.emit(batch, fence=self._fence())
+        except GroupFenced as exc:
+            self._fenced = True
+            log.warning("sweep chunk dropped: the group moved on (%s)", exc)
+            return 0
+
     async def _interrupted(self, done: int, total: int) -> int:
-        """A new assignment arrived mid-sweep: catch up first, then sweep again."""
-        self._sweep_due = True
-        log.info("sweep interrupted by a new assignment after %d of %d entitlements", done, total)
-        return await self.gate.settle()
+        """A new assignment arrived (or the group moved on) mid-sweep: catch up first, then
+        sweep again."""
+        produced = await self.gate.settle()
+        if self._fenced:
+            log.info("sweep stopped after %d of %d entitlements: the group moved on; waiting for an assignment",
+                     done, total)
+        else:
+            self._sweep_due = True
+            log.info("sweep interrupted by a new assignment after %d of %d entitlements", done, total)
+        return produced
 
     async def _sweep_in_pool(self, keys: list[bytes]) -> int:
         """The sweep with its decisions made in helper processes: chunks are decided ahead, a
@@ -152,15 +167,21 @@ class Sweeper:
         produced = 0
         i = 0
         while i < len(keys) or pending:
-            while i < len(keys) and len(pending) < ahead and not self._catch_up_due:
+            while i < len(keys) and len(pending) < ahead and not (self._catch_up_due or self._fenced):
                 pending.append(self.pool.submit(histories, self.topic,
                                                 self.store.owned_blobs(keys[i:i + SWEEP_CHUNK])))
                 i += SWEEP_CHUNK
             if not pending:
                 break
             records, remedies = await pending.popleft()
+            if self._fenced:
+                continue
             async with self.gate.exclusive():
-                produced += await self.emitter.emit_encoded(records, remedies)
+                try:
+                    produced += await self.emitter.emit_encoded(records, remedies, fence=self._fence())
+                except GroupFenced as exc:
+                    self._fenced = True
+                    log.warning("sweep chunk dropped: the group moved on (%s)", exc)
         if i < len(keys):
             return produced + await self._interrupted(i, len(keys))
         self.sweeps_done += 1

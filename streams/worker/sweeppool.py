@@ -9,7 +9,7 @@ check, in-flight mark, produce, ack, ledger write, one emit at a time), so the g
 one every other path gives.
 
 Off by default (`MAKEGOOD_SWEEP_PROCESSES=0`): a machine that runs several workers already uses
-its cores. Processes are started with `spawn` (the worker has librdkafka and faust threads, which
+its cores. Processes are started with `spawn` (the worker has librdkafka threads, which
 a forked child must not inherit) when the worker starts; they exit with the worker.
 """
 from __future__ import annotations

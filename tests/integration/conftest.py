@@ -68,7 +68,8 @@ def read_topic(settings: Settings, logical: str, *, expect: int | None = None,
     `idle` seconds with nothing new once at least `expect` (or anything) has arrived, or at timeout."""
     import time
     c = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"reader-{uuid.uuid4().hex}",
-                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "isolation.level": "read_committed"})
     name = settings.topic(logical)
     md = c.list_topics(name, timeout=10).topics[name]
     c.assign([TopicPartition(name, p, 0) for p in md.partitions])

@@ -89,9 +89,11 @@ class Scenario:
         from confluent_kafka import ConsumerGroupTopicPartitions
         from confluent_kafka.admin import AdminClient
         admin = AdminClient({"bootstrap.servers": self.settings.bootstrap})
-        group = self.settings.topic("makegood")
-        (fut,) = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)]).values()
-        committed = {(tp.topic, tp.partition): tp.offset for tp in fut.result().topic_partitions}
+        committed = {}
+        for name in ("makegood.entitlements", "makegood.reports"):      # the workers' two groups
+            group = self.settings.topic(name)
+            (fut,) = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)]).values()
+            committed.update({(tp.topic, tp.partition): tp.offset for tp in fut.result().topic_partitions})
         groups = [g.group_id for g in admin.list_consumer_groups().result().valid]
         return committed, [g for g in groups if g.startswith("makegood-replay-")]
 
