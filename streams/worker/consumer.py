@@ -33,6 +33,7 @@ from streams.decide.admit import Admission
 from streams.kafka.reader import PartitionReader, Span
 from streams.kafka.topics import ENTITLEMENTS
 from streams.settings import Settings
+from streams.worker.observe import Observer
 from streams.worker.store import restore_partition_states
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,9 @@ class StateConsumer:
     def __init__(self, settings: Settings, admission: Admission,
                  on_assign: Callable[[set[int], set[int], dict[bytes, bytes]], Any],
                  on_revoke: Callable[[set[int]], Any],
-                 handle: Callable[[list[Message]], Any]):
+                 handle: Callable[[list[Message]], Any], observer: Observer | None = None):
         self.settings = settings
+        self.observer = observer or Observer(namespace=settings.namespace)   # restore progress, commit time
         self.admission = admission
         self.topic = settings.topic(ENTITLEMENTS)
         self.group = settings.topic("makegood.entitlements")
@@ -92,13 +94,17 @@ class StateConsumer:
         if self._stopping.is_set():
             return
         parts = {tp.partition for tp in partitions}
-        committed = {tp.partition: tp.offset for tp in
-                     consumer.committed([TopicPartition(self.topic, p) for p in parts], timeout=30)}
-        keep = {p for p in parts if p in self.position and self.position[p] == committed[p]}
-        bound = {p: max(committed[p], 0) for p in parts - keep}
-        restored = self._restore(bound)
-        self.position = {p: off for p, off in self.position.items() if p in keep}
-        self._run_on_loop(self._on_assign(parts, keep, restored))
+        self.observer.restore_started(sorted(parts), 0)     # not ready from here until the catch-up
+        try:
+            committed = {tp.partition: tp.offset for tp in
+                         consumer.committed([TopicPartition(self.topic, p) for p in parts], timeout=30)}
+            keep = {p for p in parts if p in self.position and self.position[p] == committed[p]}
+            bound = {p: max(committed[p], 0) for p in parts - keep}
+            restored = self._restore(bound)
+            self.position = {p: off for p, off in self.position.items() if p in keep}
+            self._run_on_loop(self._on_assign(parts, keep, restored))
+        finally:
+            self.observer.restore_finished()
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self._stopping.is_set():
@@ -111,9 +117,11 @@ class StateConsumer:
         spans = [Span(p, 0, end) for p, end in sorted(bound.items()) if end > 0]
         if not spans:
             return found
+        self.observer.restore_started(sorted(bound), sum(len(s) for s in spans))
         with PartitionReader(self.settings, **{"fetch.wait.max.ms": 50}) as reader:
             for chunk in reader.batches(self.topic, spans, stop=self._stopping.is_set, chunk=RESTORE_CHUNK):
                 restore_partition_states(self.admission, chunk, found)
+                self.observer.restore_progress(len(chunk))
         return found
 
     def _poll(self, commit: list[TopicPartition]) -> list[Message]:
@@ -122,7 +130,8 @@ class StateConsumer:
         assert self._consumer is not None
         if commit:
             try:
-                self._consumer.commit(offsets=commit, asynchronous=False)
+                with self.observer.committing():
+                    self._consumer.commit(offsets=commit, asynchronous=False)
             except KafkaException as exc:   # fenced by a rebalance: the new owner re-reads these
                 log.warning("entitlement offsets not committed (%s); their new owner re-decides them",
                             exc.args[0].str() if exc.args else exc)

@@ -35,6 +35,7 @@ from streams.kafka.topics import ACTIONS, DEADLETTER, NOTICES, REVIEWS, TOPIC_SC
 from streams.ledger.store import Ledger, RemedyEntry
 from streams.settings import Settings
 from streams.wire.codec import Codec
+from streams.worker.observe import ActionTally, Observer
 from streams.worker.retry import retry_forever
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,9 @@ def _raise(line: str) -> NoReturn:
 
 class Emitter:
     def __init__(self, settings: Settings, codec: Codec, ledger: Ledger,
-                 on_refused: Callable[[str], NoReturn] = _raise):
+                 on_refused: Callable[[str], NoReturn] = _raise, observer: Observer | None = None):
         self.settings = settings
+        self.observer = observer or Observer(namespace=settings.namespace)   # metrics, dead-letter log
         self.on_refused = on_refused     # the worker stops here: see app.Worker._refused
         self.codec = codec
         self.ledger = ledger
@@ -78,15 +80,22 @@ class Emitter:
             outputs = batch_outputs(batch)
             ids = [o[0] for o in outputs]
             already = await self._issued(ids)
-            fresh, remedies = encode_outputs(self.codec, [o for o in outputs if o[0] not in already])
-            return await self._publish(fresh, remedies, outcome_topic, batch.outcomes)
+            new = [o for o in outputs if o[0] not in already]
+            fresh, remedies = encode_outputs(self.codec, new)
+            produced = await self._publish(fresh, remedies, outcome_topic, batch.outcomes)
+            self.observer.emitted(new, outcome_topic, batch.outcomes)
+            return produced
 
-    async def emit_encoded(self, records: Sequence[Record], remedies: Sequence[RemedyEntry]) -> int:
-        """Publish records encoded elsewhere (a sweep process) that the ledger has not seen."""
+    async def emit_encoded(self, records: Sequence[Record], remedies: Sequence[RemedyEntry],
+                           actions: ActionTally | None = None) -> int:
+        """Publish records encoded elsewhere (a sweep process) that the ledger has not seen;
+        `actions` (remedy id -> action, won) is for the metrics."""
         async with self._serial:
             already = await self._issued([r[0] for r in records])
             fresh = [r for r in records if r[0] not in already]
-            return await self._publish(fresh, [e for e in remedies if e[1] not in already], None, None)
+            produced = await self._publish(fresh, [e for e in remedies if e[1] not in already], None, None)
+            self.observer.emitted_encoded(fresh, actions or {})
+            return produced
 
     async def _issued(self, ids: list[str]) -> set[str]:
         return await retry_forever("ledger check", lambda: self.ledger.issued(ids)) if ids else set()
@@ -114,7 +123,8 @@ class Emitter:
     async def _produce(self, records: Sequence[Record]) -> None:
         assert self.producer is not None
         topics = self.topic
-        await self.producer.send_batch([(topics[topic], key, value, None) for _, topic, key, value in records])
+        with self.observer.producing():
+                await self.producer.send_batch([(topics[topic], key, value, None) for _, topic, key, value in records])
 
     async def _set_aside(self, fresh: Sequence[Record], remedies: Sequence[RemedyEntry],
                          exc: PermanentProduceError) -> tuple[list[Record], list[RemedyEntry]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -26,8 +26,10 @@ log = logging.getLogger(__name__)
 
 class IncidentFeed:
     def __init__(self, settings: Settings, admission: Admission,
-                 on_change: Callable[[OutageWindow | None], None], partitions: int):
+                 on_change: Callable[[OutageWindow | None], None], partitions: int, observer: Any = None):
         self.settings = settings
+        self.observer = observer                 # counts what is consumed (worker.observe)
+        self.positions: dict[int, int] = {}      # next offset to read, per partition (its lag)
         self.partitions = partitions     # declared in deploy/topics.yaml
         self.admission = admission
         self.on_change = on_change
@@ -64,6 +66,7 @@ class IncidentFeed:
     async def run(self) -> None:
         topic = self.settings.topic(OUTAGES)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap, group_id=None,
+                                    client_id=self.settings.worker_id,
                                     enable_auto_commit=False, auto_offset_reset="earliest")
         self._consumer = consumer
         await consumer.start()
@@ -72,12 +75,18 @@ class IncidentFeed:
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)
+            for tp in tps:
+                self.positions[tp.partition] = await consumer.position(tp)
             pending = {tp for tp in tps if ends[tp] > 0}
             if not pending:
                 self.caught_up.set()
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 for tp, msgs in batches.items():
+                    if msgs:
+                        self.positions[tp.partition] = msgs[-1].offset + 1
+                        if self.observer is not None:
+                            self.observer.consumed(OUTAGES, len(msgs))
                     for m in msgs:
                         dead_before = len(self._dead)
                         window = self.handle(tp.partition, m.offset, m.key, m.value)

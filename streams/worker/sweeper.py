@@ -31,6 +31,7 @@ from streams.decide.outputs import Batch
 from streams.worker.emitter import Emitter
 from streams.worker.feed import IncidentFeed
 from streams.worker.gate import Gate
+from streams.worker.observe import Observer
 from streams.worker.retry import retry_forever
 from streams.worker.store import StateStore
 from streams.worker.sweeppool import SweepPool, decide_stored
@@ -46,7 +47,8 @@ class Sweeper:
                  gate: Gate, topic: str, pool: SweepPool | None,
                  reconcile: Callable[[int], Awaitable[int]],
                  catch_up_reports: Callable[[], Awaitable[int]],
-                 retriage_waiting: Callable[[], Awaitable[None]]):
+                 retriage_waiting: Callable[[], Awaitable[None]], observer: Observer | None = None):
+        self.observer = observer or Observer()   # sweep progress and time, reconciliation
         self.admission = admission
         self.store = store
         self.feed = feed
@@ -63,6 +65,7 @@ class Sweeper:
         self._catch_up_due = False             # partitions were assigned: reconcile first
         self._reports_due = False              # report partitions were assigned: triage unseen
         self.sweeps_done = 0
+        self._completed = False                # the last sweep ran to its end
 
     # ------------------------------------------------------------------ requests
 
@@ -98,8 +101,8 @@ class Sweeper:
             if self._catch_up_due:
                 self._catch_up_due = False
                 async with self.gate.exclusive():
-                    await retry_forever("in-flight reconciliation",
-                                        lambda: self._reconcile(int(time.time() * 1000)))
+                    self.observer.reconciled(await retry_forever(
+                        "in-flight reconciliation", lambda: self._reconcile(int(time.time() * 1000))))
                 self.ready.set()
             if self._reports_due:
                 self._reports_due = False
@@ -114,8 +117,17 @@ class Sweeper:
         if not self.store.owned or not self.feed.histories:
             return 0
         keys = self.store.owned_keys()
-        if self.pool is not None:
-            return await self._sweep_in_pool(keys)
+        started = self.observer.sweep_started(len(keys))
+        completed = False
+        try:
+            produced = await (self._sweep_in_pool(keys) if self.pool is not None else self._sweep_here(keys))
+            completed = self._completed
+            return produced
+        finally:
+            self.observer.sweep_finished(started, completed)
+
+    async def _sweep_here(self, keys: list[bytes]) -> int:
+        self._completed = False
         produced = 0
         for i in range(0, len(keys), SWEEP_CHUNK):
             if self._catch_up_due:
@@ -131,7 +143,9 @@ class Sweeper:
                 # they were; deciding the next chunk overlaps this one's broker and Redis waits.
                 produced += await self.gate.settle()
                 self.gate.run_behind(self.emitter.emit(batch))
+            self.observer.sweep_progress(len(blobs))
         produced += await self.gate.settle()
+        self._completed = True
         self.sweeps_done += 1
         log.info("sweep %d: %d entitlements, %d records published", self.sweeps_done, len(keys), produced)
         return produced
@@ -146,6 +160,7 @@ class Sweeper:
         """The sweep with its decisions made in helper processes: chunks are decided ahead, a
         few at a time, and published in order, one emit at a time."""
         assert self.pool is not None
+        self._completed = False
         histories = list(self.feed.histories.values())
         ahead = self.pool.processes + 1
         pending: collections.deque[asyncio.Future] = collections.deque()
@@ -153,16 +168,18 @@ class Sweeper:
         i = 0
         while i < len(keys) or pending:
             while i < len(keys) and len(pending) < ahead and not self._catch_up_due:
-                pending.append(self.pool.submit(histories, self.topic,
-                                                self.store.owned_blobs(keys[i:i + SWEEP_CHUNK])))
+                blobs = self.store.owned_blobs(keys[i:i + SWEEP_CHUNK])
+                pending.append(self.pool.submit(histories, self.topic, blobs))
                 i += SWEEP_CHUNK
             if not pending:
                 break
-            records, remedies = await pending.popleft()
+            records, remedies, actions, decided = await pending.popleft()
             async with self.gate.exclusive():
-                produced += await self.emitter.emit_encoded(records, remedies)
+                produced += await self.emitter.emit_encoded(records, remedies, actions)
+            self.observer.sweep_progress(decided)
         if i < len(keys):
             return produced + await self._interrupted(i, len(keys))
+        self._completed = True
         self.sweeps_done += 1
         log.info("sweep %d: %d entitlements in %d processes, %d records published",
                  self.sweeps_done, len(keys), self.pool.processes, produced)
