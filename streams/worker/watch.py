@@ -96,6 +96,8 @@ class Watch:
         self.ready = False
         self._not_ready: list[str] = []
         self._started = time.monotonic()
+        self._ready_before = False
+        self._unready_since = self._started
         self._tasks: list[asyncio.Task] = []
 
     def _dependency(self, name: str, up: bool, noise: LibraryNoise | None = None) -> None:
@@ -131,10 +133,15 @@ class Watch:
         ready, reasons = self.health.ready()
         self.metrics.ready.set(1 if ready else 0)
         if ready != self.ready:
-            if ready:
-                log.info("ready (%.1f s after start)", time.monotonic() - self._started)
+            now = time.monotonic()
+            if ready and not self._ready_before:
+                log.info("ready (%.1f s after start)", now - self._started)
+            elif ready:
+                log.info("ready again (not ready for %.1f s)", now - self._unready_since)
             else:
+                self._unready_since = now
                 log.info("not ready: %s", "; ".join(reasons))
+            self._ready_before = self._ready_before or ready
         elif not ready and [r.split(":")[0] for r in reasons] != [r.split(":")[0] for r in self._not_ready]:
             log.info("not ready: %s", "; ".join(reasons))
         self.ready, self._not_ready = ready, reasons
