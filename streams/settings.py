@@ -136,8 +136,14 @@ class Settings:
         return f"{self.namespace}.{name}" if self.namespace else name
 
     @property
-    def group_id(self) -> str:
-        return self.topic("makegood.workers")
+    def reports_group(self) -> str:
+        """The faust app's consumer group (its app id): damage reports and re-triage requests."""
+        return self.topic("makegood")
+
+    @property
+    def entitlements_group(self) -> str:
+        """The batched entitlement-state consumer's group (worker.consumer)."""
+        return self.topic("makegood.entitlements")
 
     def kafka_config(self, **extra: object) -> dict:
         """confluent-kafka client config. librdkafka's own log lines (e.g. retries while a cold

@@ -262,7 +262,7 @@ def _run(settings: Settings, loglevel: str, noise: LibraryNoise) -> None:
     log.info("worker %s starting: makegood %s, policy %s (%s), namespace %s, brokers %s, Redis %s, "
              "consumer groups %s (reports) and %s (entitlements), metrics http://%s:%d/metrics, "
              "sweep processes %d", s.worker_id, _version(), policy.version, s.policy_path, ns, s.bootstrap,
-             s.redis_display, s.topic("makegood"), s.topic("makegood.entitlements"), s.metrics_host,
+             s.redis_display, s.reports_group, s.entitlements_group, s.metrics_host,
              server.port, s.sweep_processes)
     check_topics(s, wait_for_kafka(s, health))
     (s.state_dir / "workers" / s.worker_id).mkdir(parents=True, exist_ok=True)
