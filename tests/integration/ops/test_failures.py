@@ -168,3 +168,12 @@ def test_a_redis_outage_is_not_ready_one_warning_and_nothing_lost(settings, code
     assert password not in log
     assert password not in get(port, "/metrics")[1] and password not in get(port, "/readyz")[1]
     assert f"redis://:***@127.0.0.1:{srv.port}/0" in log
+
+
+def test_commands_never_print_the_redis_password(stack):
+    password = f"pw-{uuid.uuid4().hex}"
+    done = _run(["status", "u1"], _env(MAKEGOOD_REDIS_URL=f"redis://:{password}@127.0.0.1:1/0"))
+    assert done.returncode == 1
+    lines = _lines(done.stdout + done.stderr)
+    assert len(lines) == 1 and "127.0.0.1:1" in lines[0], lines
+    assert password not in done.stdout + done.stderr

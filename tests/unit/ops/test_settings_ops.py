@@ -45,3 +45,15 @@ def test_operating_settings_are_read_and_checked():
         Settings.from_env({"MAKEGOOD_METRICS_PORT": "70000"})
     with pytest.raises(ConfigError, match="MAKEGOOD_LOG_FORMAT"):
         Settings.from_env({"MAKEGOOD_LOG_FORMAT": "xml"})
+
+
+def test_no_message_formats_the_redis_url_itself():
+    """Messages name Redis by `redis_address` or `redis_display`, never the URL (it may hold a
+    password): `makegood status` once printed it whole."""
+    from pathlib import Path
+    import re
+    root = Path(__file__).resolve().parents[3] / "streams"
+    pattern = re.compile(r"\{[^{}]*redis_url[^{}]*\}")
+    offenders = [f"{p.relative_to(root)}:{n}" for p in root.rglob("*.py")
+                 for n, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not offenders, offenders
