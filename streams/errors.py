@@ -18,7 +18,7 @@ __all__ = [
     "GroupFenced", "TransactionFailed",
     "ReadError", "CodecError", "DecodeError", "EncodeError", "JsonRecordError", "LedgerError",
     "RebuildError", "ReplayError", "ReportError", "UnknownIncident", "StackError", "DemoError",
-    "ScenarioError", "CommandError", "PublishError",
+    "ScenarioError", "CommandError", "PublishError", "ConfigError", "StartupError",
 ]
 
 
@@ -28,6 +28,21 @@ class Stage(StrEnum):
     VALIDATE = "VALIDATE"    # a record, but semantically invalid (processors.validate)
     PROCESS = "PROCESS"      # deciding or publishing it failed for good (a processor bug,
                              # an output the broker will never take), contained to this record
+
+
+# ----------------------------------------------------------------------------- settings, start-up
+
+class ConfigError(MakegoodError):
+    """A MAKEGOOD_* variable that cannot be used as given."""
+
+
+class StartupError(MakegoodError):
+    """A worker that cannot start as configured (a topic missing, a port taken); the line
+    says what to do. `exit_code` is the process's exit status."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 # ----------------------------------------------------------------------------- kafka/

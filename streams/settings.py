@@ -6,11 +6,50 @@ import os
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from streams.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/0"
+DEFAULT_METRICS_PORT = 9400        # production; 0 picks a free port (tests, the demo, several local workers)
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_SECRET_QUERY_KEYS = {"password", "pass", "passwd", "token", "secret"}
+
+
+def redact_url(url: str) -> str:
+    """A URL with its password (and password-like query values) replaced by ***, for logs.
+
+    Never raises and never returns the input unparsed if it might hold a secret: something
+    that does not parse as a URL at all is shown only by its scheme."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, hostport = netloc.rsplit("@", 1)
+            user = userinfo.split(":", 1)[0]
+            netloc = f"{user}:***@{hostport}" if ":" in userinfo else f"***@{hostport}"
+        query = parts.query
+        if query:
+            query = urlencode([(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v)
+                               for k, v in parse_qsl(query, keep_blank_values=True)], safe="*")
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:
+        return (url.split(":", 1)[0] + "://***") if ":" in url else "***"
+
+
+def redis_address(url: str) -> str:
+    """host:port (or the socket path) of a Redis URL, for one-line messages."""
+    try:
+        parts = urlsplit(url)
+        if parts.scheme == "unix":
+            return parts.path
+        return f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}"
+    except ValueError:
+        return redact_url(url)
 
 
 def _rdkafka_logger() -> logging.Logger:
@@ -25,7 +64,8 @@ def _rdkafka_logger() -> logging.Logger:
 class Settings:
     root: Path = ROOT
     bootstrap: str = DEFAULT_BOOTSTRAP
-    redis_url: str = DEFAULT_REDIS_URL
+    # may hold a password: never printed (repr, logs); use `redis_display` / `redis_address`
+    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)
     policy_path: Path = ROOT / "deploy" / "policies" / "kakao-1015.yaml"
     topics_file: Path = ROOT / "deploy" / "topics.yaml"
     schemas_dir: Path = ROOT / "schemas"
@@ -36,6 +76,13 @@ class Settings:
     state_dir: Path = ROOT / ".stack"
     # helper processes a worker decides its sweeps in (0: in the worker itself); sweeppool.py
     sweep_processes: int = 0
+    # the worker's HTTP endpoint: /metrics, /healthz, /readyz (ops/http.py)
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = DEFAULT_METRICS_PORT
+    # "text" for people, "json" (one object per line) for log pipelines
+    log_format: str = "text"
+    # the libraries' own loggers (librdkafka's go through `makegood.rdkafka`)
+    library_loglevel: str = "WARNING"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
@@ -53,9 +100,28 @@ class Settings:
         if env.get("MAKEGOOD_STATE_DIR"):
             values["state_dir"] = Path(env["MAKEGOOD_STATE_DIR"])
         if env.get("MAKEGOOD_SWEEP_PROCESSES"):
-            values["sweep_processes"] = int(env["MAKEGOOD_SWEEP_PROCESSES"])
+            values["sweep_processes"] = _int(env, "MAKEGOOD_SWEEP_PROCESSES", 0, 64)
+        if env.get("MAKEGOOD_WORKER_ID"):
+            values["worker_id"] = env["MAKEGOOD_WORKER_ID"]
+        if env.get("MAKEGOOD_METRICS_HOST"):
+            values["metrics_host"] = env["MAKEGOOD_METRICS_HOST"]
+        if env.get("MAKEGOOD_METRICS_PORT"):
+            values["metrics_port"] = _int(env, "MAKEGOOD_METRICS_PORT", 0, 65535)
+        if env.get("MAKEGOOD_LOG_FORMAT"):
+            values["log_format"] = _choice(env, "MAKEGOOD_LOG_FORMAT", LOG_FORMATS, str.lower)
+        if env.get("MAKEGOOD_LIBRARY_LOGLEVEL"):
+            values["library_loglevel"] = _choice(env, "MAKEGOOD_LIBRARY_LOGLEVEL", LOG_LEVELS, str.upper)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(s, **values)
+
+    @property
+    def redis_display(self) -> str:
+        """The Redis URL as it may be printed: any password replaced by ***."""
+        return redact_url(self.redis_url)
+
+    @property
+    def redis_address(self) -> str:
+        return redis_address(self.redis_url)
 
     @property
     def uses_local_kafka(self) -> bool:
@@ -70,13 +136,26 @@ class Settings:
         return f"{self.namespace}.{name}" if self.namespace else name
 
     @property
-    def group_id(self) -> str:
-        return self.topic("makegood.workers")
+    def reports_group(self) -> str:
+        """The consumer group of damage reports and re-triage requests (worker.consumer)."""
+        return self.group("reports")
+
+    @property
+    def entitlements_group(self) -> str:
+        """The consumer group of entitlement states (worker.consumer)."""
+        return self.group("entitlements")
+
+    def group(self, name: str) -> str:
+        """The real name of one of the workers' consumer groups."""
+        return self.topic(f"makegood.{name}")
 
     def kafka_config(self, **extra: object) -> dict:
         """confluent-kafka client config. librdkafka's own log lines (e.g. retries while a cold
-        broker elects its coordinators) go to the `makegood.rdkafka` logger, not to stderr."""
-        return {"bootstrap.servers": self.bootstrap, "logger": _rdkafka_logger(), **extra}
+        broker elects its coordinators) go to the `makegood.rdkafka` logger, not to stderr.
+        `client.id` is the worker id, so `kafka-consumer-groups --describe` names the worker
+        that holds each partition."""
+        return {"bootstrap.servers": self.bootstrap, "client.id": self.worker_id,
+                "logger": _rdkafka_logger(), **extra}
 
     def producer_config(self, **extra: object) -> dict:
         """kafka_config for producers. murmur2 is the Java clients' (and Kafka's) partitioner, so
@@ -86,3 +165,21 @@ class Settings:
     @property
     def redis_prefix(self) -> str:
         return f"mg:{self.namespace}:" if self.namespace else "mg:"
+
+
+def _int(env: dict[str, str], name: str, low: int, high: int) -> int:
+    text = env[name].strip()
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is outside [{low}, {high}]")
+    return value
+
+
+def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...], norm) -> str:
+    value = norm(env[name].strip())
+    if value not in allowed:
+        raise ConfigError(f"{name}={env[name]!r} is not one of {', '.join(allowed)}")
+    return value

@@ -36,8 +36,7 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.worker.app import run_worker
-    run_worker(settings, loglevel=args.loglevel)
-    return 0
+    return run_worker(settings, loglevel=args.loglevel)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -74,9 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env()
     try:
-        return args.func(args, settings)
+        return args.func(args, Settings.from_env())
     except MakegoodError as exc:
         print(f"makegood: {exc}", file=sys.stderr)
         return 1

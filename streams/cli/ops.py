@@ -200,7 +200,7 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
     try:
         raw = SyncLedger(settings).user_remedies(args.user_id)
     except Exception as exc:  # redis errors: one line
-        raise ReplayError(f"cannot read the ledger at {settings.redis_url}: {exc}") from None
+        raise ReplayError(f"cannot read the ledger at {settings.redis_address}: {exc}") from None
     if not raw:
         print(f"no remedies recorded for {args.user_id}")
         return 0

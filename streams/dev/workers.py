@@ -6,6 +6,7 @@ processes, so that a test can SIGKILL or SIGSTOP one exactly as an SRE's bad day
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,9 @@ from pathlib import Path
 
 from streams.errors import StackError
 from streams.settings import Settings
+
+# the start-up line names the worker's endpoint (MAKEGOOD_METRICS_PORT=0: a free port it chose)
+_ENDPOINT = re.compile(r"metrics http://[^\s:]+:(\d+)/metrics")
 
 
 def _die_with_parent() -> None:
@@ -33,7 +37,10 @@ class WorkerPool:
         self.procs: list[subprocess.Popen] = []
 
     def start(self, n: int, env: dict[str, str] | None = None) -> None:
-        env = dict(os.environ, **(env or {}), MAKEGOOD_NAMESPACE=self.settings.namespace, PYTHONUNBUFFERED="1")
+        """Start `n` workers; each serves /metrics on a free port of its own unless `env` says
+        otherwise (`port(i)` finds it)."""
+        env = dict(os.environ, **{"MAKEGOOD_METRICS_PORT": "0", **(env or {})},
+                   MAKEGOOD_NAMESPACE=self.settings.namespace, PYTHONUNBUFFERED="1")
         for _ in range(n):
             log = open(self.logdir / f"worker-{len(self.procs)}.log", "wb")
             self.procs.append(subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
@@ -49,6 +56,20 @@ class WorkerPool:
                 return
             time.sleep(0.5)
         raise StackError(f"workers did not join the group within {timeout:.0f} s; see {self.logdir}")
+
+    def log(self, i: int) -> str:
+        return (self.logdir / f"worker-{i}.log").read_text(errors="replace")
+
+    def port(self, i: int, timeout: float = 30) -> int:
+        """The HTTP port of worker `i` (/metrics, /healthz, /readyz), from its start-up line."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = _ENDPOINT.search(self.log(i))
+            if found:
+                return int(found.group(1))
+            self.check()
+            time.sleep(0.2)
+        raise StackError(f"worker {i} named no metrics port within {timeout:.0f} s; see {self.logdir}")
 
     def check(self) -> None:
         for i, p in enumerate(self.procs):

@@ -226,16 +226,20 @@ class TransactionalProducer(Producer):
         self._p.init_transactions(TXN_TIMEOUT_S)
 
     async def transact(self, records: Sequence[OutRecord], offsets: Sequence[Any] = (),
-                       group_metadata: Any = None) -> None:
-        """Produce `records` and commit `offsets` for the group, atomically."""
+                       group_metadata: Any = None) -> tuple[float, float]:
+        """Produce `records` and commit `offsets` for the group, atomically; returns the seconds
+        the records took to be acknowledged and the seconds the offsets and commit took."""
         loop = asyncio.get_running_loop()
         self._p.begin_transaction()
+        started = time.monotonic()
         try:
             await self.send_batch(records)
+            acked = time.monotonic()
             if offsets:
                 await loop.run_in_executor(None, self._call, "send offsets", lambda: self._p.send_offsets_to_transaction(
                     list(offsets), group_metadata, TXN_TIMEOUT_S))
             await loop.run_in_executor(None, self._call, "commit", lambda: self._p.commit_transaction(TXN_TIMEOUT_S))
+            return acked - started, time.monotonic() - acked
         except BaseException as exc:
             fatal = isinstance(exc, TransactionFailed) and exc.fatal
             if not fatal:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 import yaml
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from streams.settings import Settings
@@ -63,7 +64,11 @@ def create_topics(settings: Settings, say: Callable[[str], None] = print) -> dic
     """Create every declared topic under the settings' namespace; existing ones are left alone."""
     specs = load_topic_specs(settings.topics_file)
     admin = admin_client(settings)
-    existing = set(admin.list_topics(timeout=15).topics)
+    try:
+        existing = set(admin.list_topics(timeout=15).topics)
+    except KafkaException as exc:
+        raise TopicError(f"topics: cannot reach Kafka at {settings.bootstrap} ({_reason(exc)}); "
+                         "check MAKEGOOD_BOOTSTRAP and that a broker is up, then run this again") from None
     wanted = [NewTopic(settings.topic(s.name), num_partitions=s.partitions,
                        replication_factor=s.replication, config=dict(s.config))
               for s in specs.values() if settings.topic(s.name) not in existing]
@@ -83,6 +88,11 @@ def create_topics(settings: Settings, say: Callable[[str], None] = print) -> dic
     if present:
         say(f"topics: {present} already present")
     return specs
+
+
+def _reason(exc: KafkaException) -> str:
+    err = exc.args[0] if exc.args else None
+    return err.str() if hasattr(err, "str") else str(exc)
 
 
 def _wait_visible(admin: AdminClient, names: list[str], timeout: float = 30.0) -> None:

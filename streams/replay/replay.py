@@ -290,7 +290,7 @@ class Replay:
             try:
                 rows = self.ledger.user_remedies(user_id)
             except Exception as exc:  # redis errors: one line, not a traceback
-                raise ReplayError(f"cannot read the ledger at {self.settings.redis_url}: {exc}") from None
+                raise ReplayError(f"cannot read the ledger at {self.settings.redis_address}: {exc}") from None
             self._covered[user_id] = [self.codec.decode_obj("remedy_action", raw) for raw in rows]
         return self._covered[user_id]
 
@@ -340,7 +340,7 @@ class Replay:
         try:
             return self.ledger.issued(ids)
         except Exception as exc:  # redis errors: one line, not a traceback
-            raise ReplayError(f"cannot read the ledger at {self.settings.redis_url}: {exc}") from None
+            raise ReplayError(f"cannot read the ledger at {self.settings.redis_address}: {exc}") from None
 
     def publish(self, records: Sequence[tuple[str, str, bytes, bytes]], *, progress: bool = True) -> int:
         """Produce, await every ack, then ledger — chunk by chunk, as the emitter does."""

@@ -327,7 +327,7 @@ def collect(settings: Settings, codec: Codec, incident_id: str, *, idle: float =
         ledger = SyncLedger(settings)
         outcomes = {t: ledger.outcomes(t) for t in INPUT_TOPICS}
     except Exception as exc:  # noqa: BLE001 - redis errors of any kind: report without outcomes
-        notes.append(f"recorded outcomes unavailable: Redis at {settings.redis_url}: {type(exc).__name__}")
+        notes.append(f"recorded outcomes unavailable: Redis at {settings.redis_address}: {type(exc).__name__}")
     return aggregate(incident_id, windows, remedies, reviews, notices, dead, outcomes,
                      namespace=settings.namespace, notes=notes)
 

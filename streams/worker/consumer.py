@@ -33,6 +33,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, T
 from streams.errors import GroupFenced
 from streams.kafka.producer import Commit
 from streams.settings import Settings
+from streams.worker.observe import Observer
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +55,18 @@ class GroupConsumer:
     def __init__(self, settings: Settings, name: str, topics: Sequence[str], restore: Restore,
                  on_assign: Callable[[set[int], set[int], Any], Awaitable[None]],
                  on_revoke: Callable[[set[int]], Awaitable[None]],
-                 handle: Callable[[list[Message], "GroupConsumer"], Awaitable[None]]):
+                 handle: Callable[[list[Message], "GroupConsumer"], Awaitable[None]],
+                 observer: Observer | None = None):
         self.settings = settings
         self.name = name
         self.topics = list(topics)
-        self.group = settings.topic(f"makegood.{name}")
+        self.group = settings.group(name)
         self._restore = restore
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self._handle = handle
+        self.observer = observer or Observer(namespace=settings.namespace)   # restore, consumed
+        self.assigning = False            # between an assignment and its restore being applied
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer: Consumer | None = None
@@ -123,7 +127,13 @@ class GroupConsumer:
         (the usual case when a rebalance hands a worker back what it had); restore the others."""
         if self._stopping.is_set():
             return
-        parts = {tp.partition for tp in partitions}
+        self.assigning = True
+        try:
+            self._assign(consumer, {tp.partition for tp in partitions})
+        finally:
+            self.assigning = False
+
+    def _assign(self, consumer: Consumer, parts: set[int]) -> None:
         got = consumer.committed([TopicPartition(t, p) for t in self.topics for p in parts], timeout=30)
         committed = {(tp.topic, tp.partition): max(tp.offset, 0) if tp.offset != OFFSET_INVALID else 0
                      for tp in got}
@@ -178,6 +188,7 @@ class GroupConsumer:
                 msgs = await loop.run_in_executor(self._pool, self._poll)
                 if not msgs:
                     continue
+                self.observer.consumed_batch(msgs)
                 try:
                     await self._handle(msgs, self)
                 except GroupFenced as exc:

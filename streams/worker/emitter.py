@@ -37,6 +37,7 @@ from streams.kafka.topics import ACTIONS, DEADLETTER, NOTICES, REVIEWS, TOPIC_SC
 from streams.ledger.store import Ledger, RemedyEntry
 from streams.settings import Settings
 from streams.wire.codec import Codec
+from streams.worker.observe import ActionTally, Observer
 from streams.worker.retry import FIRST_DELAY_S, MAX_DELAY_S, retry_forever
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,9 @@ def _raise(line: str) -> NoReturn:
 
 class Emitter:
     def __init__(self, settings: Settings, codec: Codec, ledger: Ledger,
-                 on_refused: Callable[[str], NoReturn] = _raise):
+                 on_refused: Callable[[str], NoReturn] = _raise, observer: Observer | None = None):
         self.settings = settings
+        self.observer = observer or Observer(namespace=settings.namespace)   # metrics, dead-letter log
         self.codec = codec
         self.ledger = ledger
         self.on_refused = on_refused     # the worker stops here: see app.Worker._refused
@@ -93,18 +95,24 @@ class Emitter:
             outputs = batch_outputs(batch)
             ids = [o[0] for o in outputs]
             already = await self._issued(ids)
-            fresh, remedies = encode_outputs(self.codec, [o for o in outputs if o[0] not in already])
+            new = [o for o in outputs if o[0] not in already]
+            fresh, remedies = encode_outputs(self.codec, new)
             commit = commit or (fence if fresh else None)
-            return await self._publish(fresh, remedies, outcome_topic, batch.outcomes, commit, also)
+            produced = await self._publish(fresh, remedies, outcome_topic, batch.outcomes, commit, also)
+            self.observer.emitted(new, outcome_topic, batch.outcomes)
+            return produced
 
     async def emit_encoded(self, records: Sequence[Record], remedies: Sequence[RemedyEntry],
-                           fence: Commit | None = None) -> int:
-        """Publish records encoded elsewhere (a sweep process) that the ledger has not seen."""
+                           actions: ActionTally | None = None, fence: Commit | None = None) -> int:
+        """Publish records encoded elsewhere (a sweep process) that the ledger has not seen;
+        `actions` (remedy id -> action, won) is for the metrics."""
         async with self._serial:
             already = await self._issued([r[0] for r in records])
             fresh = [r for r in records if r[0] not in already]
-            return await self._publish(fresh, [e for e in remedies if e[1] not in already], None, None,
-                                       fence if fresh else None, ())
+            produced = await self._publish(fresh, [e for e in remedies if e[1] not in already], None, None,
+                                           fence if fresh else None, ())
+            self.observer.emitted_encoded(fresh, actions or {})
+            return produced
 
     async def send(self, records: Sequence[OutRecord]) -> None:
         """Records that are no outputs (re-triage requests), in a transaction of their own."""
@@ -146,7 +154,7 @@ class Emitter:
             topics = self.topic
             records = [(topics[topic], key, value, None) for _, topic, key, value in fresh] + list(also)
             try:
-                await self.producer.transact(records, offsets, metadata)
+                self.observer.transaction(*await self.producer.transact(records, offsets, metadata))
                 return fresh, remedies
             except GroupFenced:
                 raise

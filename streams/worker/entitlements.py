@@ -26,6 +26,7 @@ from streams.worker.consumer import GroupConsumer
 from streams.worker.emitter import Emitter
 from streams.worker.feed import IncidentFeed
 from streams.worker.gate import Gate
+from streams.worker.observe import Observer
 from streams.worker.store import StateStore, restore_partition_states
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,10 @@ RESTORE_CHUNK = 10_000
 
 class EntitlementIntake:
     def __init__(self, settings: Settings, admission: Admission, store: StateStore, feed: IncidentFeed,
-                 emitter: Emitter, gate: Gate, partitions: int, on_assigned: Callable[[], Any], ready: Any):
+                 emitter: Emitter, gate: Gate, partitions: int, on_assigned: Callable[[], Any], ready: Any,
+                 observer: Observer | None = None):
         self.settings = settings
+        self.observer = observer or Observer(namespace=settings.namespace)   # restore progress
         self.topic = settings.topic(ENTITLEMENTS)
         self.admission = admission
         self.store = store
@@ -105,7 +108,12 @@ class EntitlementIntake:
         compacted topic without decoding (worker.store); runs in the consumer's thread."""
         found: dict[bytes, bytes] = {}
         spans = [Span(p, 0, committed.get((self.topic, p), 0)) for p in sorted(partitions)]
-        with PartitionReader(self.settings, **{"fetch.wait.max.ms": 50}) as reader:
-            for chunk in reader.batches(self.topic, spans, chunk=RESTORE_CHUNK):
-                restore_partition_states(self.admission, chunk, found)
+        self.observer.restore_started(sorted(partitions), sum(len(s) for s in spans))
+        try:
+            with PartitionReader(self.settings, **{"fetch.wait.max.ms": 50}) as reader:
+                for chunk in reader.batches(self.topic, spans, chunk=RESTORE_CHUNK):
+                    restore_partition_states(self.admission, chunk, found)
+                    self.observer.restore_progress(len(chunk))
+        finally:
+            self.observer.restore_finished()
         return found

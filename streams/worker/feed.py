@@ -12,7 +12,7 @@ import asyncio
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Any, Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -32,8 +32,10 @@ POLL_S = 0.5
 
 class IncidentFeed:
     def __init__(self, settings: Settings, admission: Admission,
-                 on_change: Callable[[OutageWindow | None], None], partitions: int):
+                 on_change: Callable[[OutageWindow | None], None], partitions: int, observer: Any = None):
         self.settings = settings
+        self.observer = observer                 # counts what is consumed (worker.observe)
+        self.positions: dict[int, int] = {p: 0 for p in range(partitions)}   # next offset, per partition
         self.partitions = partitions     # declared in deploy/topics.yaml
         self.admission = admission
         self.on_change = on_change
@@ -82,10 +84,13 @@ class IncidentFeed:
                     log.info("incident feed caught up: %d incidents", len(self.histories))
                     self.caught_up.set()
                 msgs = await loop.run_in_executor(pool, consumer.consume, POLL_BATCH, POLL_S)
+                if msgs and self.observer is not None:
+                    self.observer.consumed(OUTAGES, len(msgs))
                 for m in msgs:
                     if m.error() is not None:
                         continue
                     self._take(m.partition(), m.offset(), m.key(), m.value())
+                    self.positions[m.partition()] = m.offset() + 1
                     if m.offset() + 1 >= ends.get(m.partition(), 0):
                         pending.discard(m.partition())
         finally:

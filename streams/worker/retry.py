@@ -1,35 +1,63 @@
 """Waiting out the broker and Redis: a worker never turns an outage into lost records.
 
 `retry_forever` retries an I/O step with capped exponential backoff for as long as its failure
-is temporary. A failure that retrying cannot mend is raised at once: `PermanentProduceError`
-(too large, not authorised, no such topic), so the caller can dead-letter the records or stop
-the worker with one clear line instead of stalling a partition forever, and `GroupFenced`
-(the group gave this worker's partitions to another), so the batch is dropped, not redone.
+is temporary. It logs the first failure, a reminder a minute while it lasts, and one line when
+the step goes through: an outage of Redis or Kafka is a few lines, not one every 5 s (the
+outage itself, and readiness, come from the worker's probes: worker.watch). A failure that
+retrying cannot mend is raised at once: `PermanentProduceError` (too large, not authorised, no
+such topic), so the caller can dead-letter the records or stop the worker with one clear line
+instead of stalling a partition forever, and `GroupFenced` (the group gave this worker's
+partitions to another), so the batch is dropped, not redone.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Awaitable, Callable, TypeVar
 
-from streams.errors import GroupFenced, PermanentProduceError
+import redis.exceptions
+
+from streams.errors import GroupFenced, PermanentProduceError, RetriableProduceError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 FIRST_DELAY_S = 0.2
 MAX_DELAY_S = 5.0
+REMIND_S = 60.0
+# Failures that mean "Redis or Kafka is away": the worker's probes already log the outage (one
+# WARNING when it starts), so the steps waiting for it say so at INFO.
+OUTAGE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, RetriableProduceError,
+                 ConnectionError, TimeoutError)
 
 
 async def retry_forever(what: str, op: Callable[[], Awaitable[T]]) -> T:
     """`op()`, retried until it succeeds; permanent produce errors are raised, not retried."""
     delay = FIRST_DELAY_S
+    first: float | None = None
+    reminded = 0.0
+    attempts = 0
     while True:
         try:
-            return await op()
+            result = await op()
+            if first is not None:
+                log.info("%s went through after %d attempts in %.0f s", what, attempts + 1,
+                         time.monotonic() - first)
+            return result
         except (asyncio.CancelledError, PermanentProduceError, GroupFenced):
             raise
         except Exception as exc:  # noqa: BLE001 - any other I/O failure is waited out
-            log.warning("%s failed (%s: %s); retrying in %.1f s", what, type(exc).__name__, exc, delay)
+            attempts += 1
+            now = time.monotonic()
+            level = logging.INFO if isinstance(exc, OUTAGE_ERRORS) else logging.WARNING
+            if first is None:
+                first = reminded = now
+                log.log(level, "%s failed (%s: %s); retrying with backoff (up to %.0f s apart) until it "
+                        "goes through", what, type(exc).__name__, str(exc)[:200], MAX_DELAY_S)
+            elif now - reminded >= REMIND_S:
+                reminded = now
+                log.log(level, "%s still failing after %d attempts in %.0f s (%s: %s)", what, attempts,
+                            now - first, type(exc).__name__, str(exc)[:200])
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_DELAY_S)

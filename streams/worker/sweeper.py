@@ -33,6 +33,7 @@ from streams.kafka.producer import Commit
 from streams.worker.emitter import Emitter
 from streams.worker.feed import IncidentFeed
 from streams.worker.gate import Gate
+from streams.worker.observe import Observer
 from streams.worker.retry import retry_forever
 from streams.worker.store import StateStore
 from streams.worker.sweeppool import SweepPool, decide_stored
@@ -48,7 +49,8 @@ class Sweeper:
                  gate: Gate, topic: str, pool: SweepPool | None,
                  reconcile: Callable[[int], Awaitable[int]],
                  retriage_waiting: Callable[[], Awaitable[None]],
-                 fence: Callable[[], Commit]):
+                 fence: Callable[[], Commit], observer: Observer | None = None):
+        self.observer = observer or Observer()   # sweep progress and time, reconciliation
         self.admission = admission
         self.store = store
         self.feed = feed
@@ -64,6 +66,7 @@ class Sweeper:
         self._sweep_due = False                # a full sweep is owed (not just dead letters)
         self._catch_up_due = False             # partitions were assigned: reconcile first
         self._fenced = False                   # the group moved on during this sweep
+        self._completed = False                # the last sweep ran to its end
         self.sweeps_done = 0
 
     # ------------------------------------------------------------------ requests
@@ -99,8 +102,8 @@ class Sweeper:
             if self._catch_up_due:
                 self._catch_up_due = False
                 async with self.gate.exclusive():
-                    await retry_forever("in-flight reconciliation",
-                                        lambda: self._reconcile(int(time.time() * 1000)))
+                    self.observer.reconciled(await retry_forever(
+                        "in-flight reconciliation", lambda: self._reconcile(int(time.time() * 1000))))
                 self.ready.set()
             if self._sweep_due:
                 self._sweep_due = False
@@ -113,8 +116,14 @@ class Sweeper:
         if not self.store.owned or not self.feed.histories:
             return 0
         keys = self.store.owned_keys()
-        if self.pool is not None:
-            return await self._sweep_in_pool(keys)
+        started = self.observer.sweep_started(len(keys))
+        self._completed = False
+        try:
+            return await (self._sweep_in_pool(keys) if self.pool is not None else self._sweep_here(keys))
+        finally:
+            self.observer.sweep_finished(started, self._completed)
+
+    async def _sweep_here(self, keys: list[bytes]) -> int:
         produced = 0
         for i in range(0, len(keys), SWEEP_CHUNK):
             if self._catch_up_due or self._fenced:
@@ -130,7 +139,9 @@ class Sweeper:
                 # they were; deciding the next chunk overlaps this one's broker and Redis waits.
                 produced += await self.gate.settle()
                 self.gate.run_behind(self._emit(batch))
+            self.observer.sweep_progress(len(blobs))
         produced += await self.gate.settle()
+        self._completed = True
         self.sweeps_done += 1
         log.info("sweep %d: %d entitlements, %d records published", self.sweeps_done, len(keys), produced)
         return produced
@@ -173,17 +184,19 @@ class Sweeper:
                 i += SWEEP_CHUNK
             if not pending:
                 break
-            records, remedies = await pending.popleft()
+            records, remedies, actions, decided = await pending.popleft()
             if self._fenced:
                 continue
             async with self.gate.exclusive():
                 try:
-                    produced += await self.emitter.emit_encoded(records, remedies, fence=self._fence())
+                    produced += await self.emitter.emit_encoded(records, remedies, actions, fence=self._fence())
                 except GroupFenced as exc:
                     self._fenced = True
                     log.warning("sweep chunk dropped: the group moved on (%s)", exc)
+            self.observer.sweep_progress(decided)
         if i < len(keys):
             return produced + await self._interrupted(i, len(keys))
+        self._completed = True
         self.sweeps_done += 1
         log.info("sweep %d: %d entitlements in %d processes, %d records published",
                  self.sweeps_done, len(keys), self.pool.processes, produced)

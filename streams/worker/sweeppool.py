@@ -72,10 +72,18 @@ def _ready() -> bool:
     return _admission is not None
 
 
-def _decide_in_child(histories: Sequence[IncidentHistory], topic: str,
-                     blobs: Sequence[bytes]) -> tuple[list[Record], list[RemedyEntry]]:
+Decided = tuple[list[Record], list[RemedyEntry], dict[str, tuple[str, int]], int]
+
+
+def _decide_in_child(histories: Sequence[IncidentHistory], topic: str, blobs: Sequence[bytes]) -> Decided:
+    """The chunk's encoded outputs, each remedy's (action, won) by id for the worker's metrics
+    (it never decodes what it publishes), and how many stored entitlements the chunk held."""
     assert _admission is not None
-    return decide_chunk(_admission, histories, topic, blobs)
+    batch = Batch()
+    decide_stored(_admission, histories, topic, blobs, batch)
+    actions = {r.remedy_id: (r.action.value, r.amount_krw or 0) for d in batch.decisions for r in d.remedies}
+    records, remedies = encode_outputs(_admission.codec, batch_outputs(batch))
+    return records, remedies, actions, len(blobs)
 
 
 class SweepPool:

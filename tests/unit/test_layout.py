@@ -66,14 +66,17 @@ def test_only_the_cli_and_dev_tools_import_the_worker_app():
 
 def test_lower_layers_never_import_higher_ones():
     """kafka/ and wire/ know nothing of decisions; decide/ and ledger/ nothing of the worker,
-    the replay, the report, the dev tools or the CLI."""
+    the replay, the report, the dev tools or the CLI; ops/ nothing of what it observes."""
     graph = _graph()
     below = {"streams.kafka": {"streams.decide", "streams.ledger", "streams.worker", "streams.replay",
                                "streams.report", "streams.dev", "streams.cli", "streams.wire"},
              "streams.wire": {"streams.decide", "streams.ledger", "streams.worker", "streams.replay",
                               "streams.report", "streams.dev", "streams.cli"},
              "streams.decide": {"streams.worker", "streams.replay", "streams.report", "streams.dev", "streams.cli"},
-             "streams.ledger": {"streams.worker", "streams.replay", "streams.report", "streams.dev", "streams.cli"}}
+             "streams.ledger": {"streams.worker", "streams.replay", "streams.report", "streams.dev", "streams.cli"},
+             # metrics, health, the HTTP endpoint and logging are generic: the worker wires them
+             "streams.ops": {"streams.decide", "streams.ledger", "streams.worker", "streams.replay",
+                             "streams.report", "streams.dev", "streams.cli", "streams.kafka", "streams.wire"}}
     for name, deps in graph.items():
         for pkg, forbidden in below.items():
             if name == pkg or name.startswith(pkg + "."):
