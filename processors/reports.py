@@ -277,9 +277,12 @@ class _Triage:
 
 def _standing_remedies(covered: Sequence[RemedyAction], user_id: str, incident_id: str,
                        service: str) -> tuple[str, ...]:
-    """Ids of remedies issued to the user on the service for the incident, not reversed."""
+    """Ids of entitlement remedies issued to the user on the service for the incident, not
+    reversed. A report payout (the user's business case) covers no individual's paid service;
+    the caller's list may hold one (the ledger indexes every remedy of a user)."""
     relevant = [r for r in covered
-                if r.user_id == user_id and r.incident_id == incident_id and r.service == service]
+                if r.user_id == user_id and r.incident_id == incident_id and r.service == service
+                and r.subject_kind is SubjectKind.ENTITLEMENT]
     reversed_ids = {r.supersedes for r in relevant if r.action is Action.REVERSAL}
     return tuple(sorted(r.remedy_id for r in relevant
                         if r.action is not Action.REVERSAL and r.remedy_id not in reversed_ids))

@@ -102,6 +102,15 @@ def test_paid_service_covered_names_the_remedies_on_that_service():
     assert not d.reviews and d.outcome == "covered"
 
 
+def test_a_business_payout_does_not_cover_the_same_users_paid_service():
+    """The ledger indexes every remedy of a user, payouts included; only entitlement remedies
+    cover a paid service (as in the batch evaluator, which hands triage only those)."""
+    payout = triage(business(service="emoticon-plus"))[0].remedies
+    r = report(report_id="R-2", category=ReportCategory.PAID_SERVICE, service="emoticon-plus")
+    d, _ = triage(r, covered=payout)
+    assert [v.reason for v in d.reviews] == [ReviewReason.PAID_SERVICE_UNCOVERED]
+
+
 def test_paid_service_uncovered_goes_to_review():
     melon_only = decide_entitlement(POLICY, INCIDENTS[INCIDENT], ent(service="melon"), src()).remedies
     r = report(category=ReportCategory.PAID_SERVICE, service="emoticon-plus")
