@@ -4,6 +4,14 @@
 all inputs in any order, puts them in the order the contract defines, and runs the
 same per-record decisions. It shares those decisions with the live path but none of
 its bookkeeping (ledger, tables, re-triage of pending reports).
+
+It triages each report once, with every revision known. That equals the live worker's
+repeated triage of a waiting report because `triage_report` walks the incident's revisions
+from the one in force when the report was submitted (processors.intake) and returns the whole
+trail each time (receipt, rejection for now, decision): a live answer at an earlier revision
+is a prefix of this one, and a final answer is never revisited. (That holds once the revisions
+published before a report was submitted reached the worker before the report did; what a
+lagging window feed can change is described in processors.intake.)
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ class Evaluation:
     remedies: tuple[RemedyAction, ...]
     reviews: tuple[ReviewCase, ...]
     notices: tuple[UserNotice, ...]
-    pending: tuple[str, ...]  # report ids matched to no incident
+    pending: tuple[str, ...]  # report ids not final: unmatched, incident OPEN, or outside intake so far
     invalid: tuple[Invalid, ...]
     counts: dict[str, int] = field(default_factory=dict)  # decisions by outcome name
 

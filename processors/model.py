@@ -91,6 +91,7 @@ class NoticeKind(str, enum.Enum):
     REPORT_IN_REVIEW = "REPORT_IN_REVIEW"
     REPORT_REJECTED = "REPORT_REJECTED"
     REPORT_NO_CHANGE = "REPORT_NO_CHANGE"
+    REPORT_RECEIVED = "REPORT_RECEIVED"  # received while the incident is OPEN; decided at its close
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,14 @@ REPORT_MESSAGES: dict[str, str] = {
     "for this incident closed, so it cannot be accepted.",
     "not-covered": "Thank you for your report. This kind of report is not compensated under "
     "the current policy.",
+    "received": "Thank you for your report. The incident it refers to is still ongoing; your "
+    "report will be decided once the incident is over, and we will tell you the result.",
 }
+
+# Opens the decision notice of a report that had been told its intake period was over, when a
+# revision of the incident's times brings it inside after all.
+RECONSIDERED = ("Update on your report: the incident's times were revised, which brings your "
+                "report inside the report intake period after all. ")
 
 
 def describe(remedy: RemedyAction) -> str:
@@ -77,16 +84,29 @@ def report_notice(
     policy_version: str,
     decided_at: int,
     source: Source,
+    reconsidered: bool = False,
 ) -> UserNotice:
-    """The one report-level notice every triaged report gets; `why` keys REPORT_MESSAGES."""
+    """A report-level notice; `why` keys REPORT_MESSAGES.
+
+    Each report gets at most three, each with an id of its own so none hides another in the
+    ledger: a receipt (REPORT_RECEIVED) while its incident is open, the decision ("report"),
+    and, for a report told its intake was over and then admitted by a revision, the decision
+    that says so ("report-reconsidered"; its "report" notice is then the rejection).
+    """
+    if kind is NoticeKind.REPORT_RECEIVED:
+        nid, message = notice_id("report-received", report_id), REPORT_MESSAGES[why]
+    elif reconsidered:
+        nid, message = notice_id("report-reconsidered", report_id), RECONSIDERED + REPORT_MESSAGES[why]
+    else:
+        nid, message = notice_id("report", report_id), REPORT_MESSAGES[why]
     return UserNotice(
-        notice_id=notice_id("report", report_id),
+        notice_id=nid,
         user_id=user_id,
         incident_id=incident_id,
         kind=kind,
         remedy_ids=remedy_ids,
         report_id=report_id,
-        message=REPORT_MESSAGES[why],
+        message=message,
         policy_version=policy_version,
         decided_at=decided_at,
         source=source,

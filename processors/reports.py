@@ -1,5 +1,8 @@
 """Damage-report triage (DESIGN §3): match, check intake, pay by tier, or route to review.
 
+Intake is judged on event time by processors.intake: a report waits while its incident is
+OPEN and is decided at the close, or again when a revision lengthens the window.
+
 One case per (incident, reporter, business_id) accumulates that reporter's reports;
 the caller stores the CaseState this returns and passes it back for the next report
 (`locate_case` tells it which case a report belongs to before triage).
@@ -13,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from processors import ids
+from processors.intake import Verdict, acknowledging, judge
 from processors.model import (
     Outcome,
     Action,
@@ -27,6 +31,7 @@ from processors.model import (
     ReviewReason,
     Source,
     SubjectKind,
+    UserNotice,
 )
 from processors.notices import remedy_notice, report_notice
 from processors.policy import Policy, Routing
@@ -88,24 +93,42 @@ def triage_report(
     case: CaseState | None,
     covered: Sequence[RemedyAction],
 ) -> tuple[Decision, CaseState | None]:
-    """Decide what one report earns; returns the decision and the case to store."""
+    """Decide what one report earns; returns the decision and the case to store.
+
+    Intake is judged on event time (processors.intake). Outcome PENDING means "not final": the
+    report matches no incident yet, its incident is still OPEN, or it fell outside every intake
+    so far; the caller keeps it and triages it again when a revision arrives. Every answer
+    carries the whole trail of notices so far (receipt, rejection for now, decision), each
+    with an id of its own, so asking again only repeats ids the ledger already holds.
+    """
+    receipt = _receipt(policy, incidents, report, source)
+    told: tuple[UserNotice, ...] = (receipt,) if receipt is not None else ()
     history = match_incident(incidents, report)
     if history is None:
-        return PENDING, case
+        return (Decision(notices=told, outcome=Outcome.PENDING) if told else PENDING), case
     incident_id = history.incident_id
-    latest = history.latest
-    assert incident_id is not None and latest is not None
+    assert incident_id is not None
     cid = ids.case_id(incident_id, report.reporter_id, report.business_id)
     if case is not None and case.case_id != cid:
         raise ValueError(f"report {report.report_id} belongs to case {cid}, not {case.case_id}")
     if case is not None and report.report_id in case.report_ids:
         return DUPLICATE, case  # a replayed report: its outputs were decided the first time
-    t = _Triage(policy, report, source, incident_id,
-                max(report.submitted_at, history.revisions[0].published_at))
 
-    why = _rejection(policy, latest, report)
-    if why is not None:
-        return t.finish(Outcome.REJECTED, NoticeKind.REPORT_REJECTED, why), case
+    intake = judge(policy, history, report)
+    s = report.submitted_at
+    if intake.late is not None:  # told at that close that intake had ended, which may change
+        late = _Triage(policy, report, source, incident_id, max(s, intake.late.published_at), told)
+        told = late.finish(Outcome.REJECTED, NoticeKind.REPORT_REJECTED, "intake-closed").notices
+    if intake.verdict is Verdict.WAITING:
+        return Decision(notices=told, outcome=Outcome.PENDING), case
+    assert intake.at is not None
+    t = _Triage(policy, report, source, incident_id, max(s, intake.at.published_at), told,
+                reconsidered=intake.late is not None)
+    if intake.verdict is Verdict.REJECTED:
+        assert intake.why is not None
+        if intake.late is not None:  # already told it is rejected: a retraction adds nothing
+            return Decision(notices=told, outcome=Outcome.REJECTED), case
+        return t.finish(Outcome.REJECTED, NoticeKind.REPORT_REJECTED, intake.why), case
 
     state = case or CaseState(cid, incident_id, report.reporter_id, report.business_id)
     state = dataclasses.replace(state, report_ids=state.report_ids + (report.report_id,))
@@ -116,31 +139,38 @@ def triage_report(
     return t.decision, state
 
 
-def _rejection(policy: Policy, w, report: DamageReport) -> str | None:
-    """Why a matched report falls outside intake, or None when it is accepted."""
-    if w.status is IncidentStatus.RETRACTED:
-        return "retracted"
-    if report.submitted_at < w.started_at:
-        return "too-early"
-    if w.status is IncidentStatus.CLOSED and w.ended_at is not None:
-        deadline = w.ended_at + policy.reports.intake_ms
-        if report.reporter_kind is ReporterKind.BUSINESS:
-            deadline += policy.reports.business_extra_ms
-        if report.submitted_at >= deadline:
-            return "intake-closed"
-    return None
+def _receipt(policy: Policy, incidents: Mapping[str, IncidentHistory], report: DamageReport,
+             source: Source) -> UserNotice | None:
+    """The receipt of a report submitted while its incident was OPEN, else None."""
+    rev = acknowledging(incidents, report)
+    if rev is None:
+        return None
+    return report_notice(
+        report_id=report.report_id,
+        user_id=report.reporter_id,
+        incident_id=rev.incident_id,
+        kind=NoticeKind.REPORT_RECEIVED,
+        why="received",
+        remedy_ids=(),
+        policy_version=policy.version,
+        decided_at=max(report.submitted_at, rev.published_at),
+        source=source,
+    )
 
 
 class _Triage:
     """Collects the outputs of triaging one report (local to one call)."""
 
-    def __init__(self, policy: Policy, report: DamageReport, source: Source,
-                 incident_id: str, decided_at: int) -> None:
+    def __init__(self, policy: Policy, report: DamageReport, source: Source, incident_id: str,
+                 decided_at: int, told: tuple[UserNotice, ...] = (), *,
+                 reconsidered: bool = False) -> None:
         self.policy = policy
         self.report = report
         self.source = source
         self.incident_id = incident_id
         self.decided_at = decided_at
+        self.told = told                  # notices the report was given before this decision
+        self.reconsidered = reconsidered  # decided after being told intake had ended
         self.remedies: list[RemedyAction] = []
         self.reviews: list[ReviewCase] = []
         self.decision = Decision()
@@ -157,8 +187,9 @@ class _Triage:
             policy_version=self.policy.version,
             decided_at=self.decided_at,
             source=self.source,
+            reconsidered=self.reconsidered,
         )
-        notices = (notice, *(remedy_notice(r, self.source) for r in self.remedies))
+        notices = (*self.told, notice, *(remedy_notice(r, self.source) for r in self.remedies))
         self.decision = Decision(tuple(self.remedies), tuple(self.reviews), notices, outcome)
         return self.decision
 
@@ -246,9 +277,12 @@ class _Triage:
 
 def _standing_remedies(covered: Sequence[RemedyAction], user_id: str, incident_id: str,
                        service: str) -> tuple[str, ...]:
-    """Ids of remedies issued to the user on the service for the incident, not reversed."""
+    """Ids of entitlement remedies issued to the user on the service for the incident, not
+    reversed. A report payout (the user's business case) covers no individual's paid service;
+    the caller's list may hold one (the ledger indexes every remedy of a user)."""
     relevant = [r for r in covered
-                if r.user_id == user_id and r.incident_id == incident_id and r.service == service]
+                if r.user_id == user_id and r.incident_id == incident_id and r.service == service
+                and r.subject_kind is SubjectKind.ENTITLEMENT]
     reversed_ids = {r.supersedes for r in relevant if r.action is Action.REVERSAL}
     return tuple(sorted(r.remedy_id for r in relevant
                         if r.action is not Action.REVERSAL and r.remedy_id not in reversed_ids))

@@ -102,6 +102,15 @@ def test_paid_service_covered_names_the_remedies_on_that_service():
     assert not d.reviews and d.outcome == "covered"
 
 
+def test_a_business_payout_does_not_cover_the_same_users_paid_service():
+    """The ledger indexes every remedy of a user, payouts included; only entitlement remedies
+    cover a paid service (as in the batch evaluator, which hands triage only those)."""
+    payout = triage(business(service="emoticon-plus"))[0].remedies
+    r = report(report_id="R-2", category=ReportCategory.PAID_SERVICE, service="emoticon-plus")
+    d, _ = triage(r, covered=payout)
+    assert [v.reason for v in d.reviews] == [ReviewReason.PAID_SERVICE_UNCOVERED]
+
+
 def test_paid_service_uncovered_goes_to_review():
     melon_only = decide_entitlement(POLICY, INCIDENTS[INCIDENT], ent(service="melon"), src()).remedies
     r = report(category=ReportCategory.PAID_SERVICE, service="emoticon-plus")
@@ -112,18 +121,25 @@ def test_paid_service_uncovered_goes_to_review():
 def test_intake_individual_14_days_business_28():
     deadline = END + 14 * DAY
     assert triage(report(submitted_at=deadline - 1))[0].outcome == "in-review"
+    # Outside intake: rejected with a notice, but not for good (issue #11): a revision that
+    # lengthens the window may still admit it, so it stays PENDING for re-triage.
     d, case = triage(report(submitted_at=deadline))
-    assert d.outcome == "rejected" and case is None
+    assert d.outcome == "pending" and case is None and not d.remedies
     (n,) = d.notices
     assert n.kind is NoticeKind.REPORT_REJECTED and "intake period" in n.message
     assert triage(business(submitted_at=deadline + 14 * DAY - 1))[0].outcome == "paid"
-    assert triage(business(submitted_at=deadline + 14 * DAY))[0].outcome == "rejected"
+    d, _ = triage(business(submitted_at=deadline + 14 * DAY))
+    assert d.outcome == "pending" and [n.kind for n in d.notices] == [NoticeKind.REPORT_REJECTED]
     assert triage(report(submitted_at=START - 1))[0].outcome == "rejected"
 
 
-def test_open_incident_intake_is_open():
+def test_open_incident_decides_nothing_yet():
+    """While OPEN the intake end is unknown (issue #11): a receipt, no payout, no rejection."""
     incidents = {INCIDENT: IncidentHistory.of([window(status=IncidentStatus.OPEN)])}
-    assert triage(report(submitted_at=END + 400 * DAY), incidents=incidents)[0].outcome == "in-review"
+    for r in (report(submitted_at=END + 400 * DAY), business(submitted_at=END + 400 * DAY)):
+        d, case = triage(r, incidents=incidents)
+        assert d.outcome == "pending" and case is None and not d.remedies and not d.reviews
+        assert [n.kind for n in d.notices] == [NoticeKind.REPORT_RECEIVED]
 
 
 def test_retracted_incident_rejects():

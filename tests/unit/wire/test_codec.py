@@ -99,3 +99,20 @@ def test_unknown_enum_symbol_from_a_newer_writer_is_a_decode_error(codec):
 def test_encode_names_the_bad_field(codec):
     with pytest.raises(EncodeError, match="status"):
         codec.encode("outage_window", {**sample("outage_window"), "status": "MAYBE"})
+
+
+def test_notice_kinds_evolve_without_breaking_readers(codec):
+    """REPORT_RECEIVED joined NoticeKind; the schema before it stays readable from history/."""
+    old = json.loads((ROOT / "schemas" / "history" / "user_notice.1.avsc").read_text())
+    old_writer = Codec(codec.registry.with_version("user_notice", old, current=True))
+    old_bytes = old_writer.encode("user_notice", sample("user_notice"))
+    assert codec.decode("user_notice", old_bytes) == sample("user_notice")   # known by fingerprint
+    received = {**sample("user_notice"), "kind": "REPORT_RECEIVED"}
+    assert codec.decode("user_notice", codec.encode("user_notice", received)) == received
+    # A kind newer than the current schema reads as the enum's default instead of failing.
+    newer = copy.deepcopy(codec.schema("user_notice").declared)
+    newer["fields"][3]["type"]["symbols"].append("REPORT_SOMETHING_NEW")
+    writer = Codec(codec.registry.with_version("user_notice", newer, current=True))
+    data = writer.encode("user_notice", {**sample("user_notice"), "kind": "REPORT_SOMETHING_NEW"})
+    reader = Codec(codec.registry.with_version("user_notice", newer, current=False))
+    assert reader.decode("user_notice", data)["kind"] == "REPORT_RECEIVED"
