@@ -90,7 +90,8 @@ class Worker:
             fence=lambda: self.state_consumer.fence(store.owned), observer=observer)
         self.entitlements = intake = EntitlementIntake(
             s, admission, store, feed, emitter, gate, specs[ENTITLEMENTS].partitions,
-            on_assigned=sweeper.partitions_assigned, ready=sweeper.ready, observer=observer)
+            on_assigned=sweeper.partitions_assigned, ready=sweeper.ready, observer=observer,
+            on_revoked=sweeper.partitions_revoked)
         self.state_consumer = GroupConsumer(s, "entitlements", [s.topic(ENTITLEMENTS)], intake.restore,
                                             intake.assigned, intake.revoked, intake.handle, observer=observer)
         self._consumers: list[asyncio.Future] = []

@@ -37,7 +37,7 @@ RESTORE_CHUNK = 10_000
 class EntitlementIntake:
     def __init__(self, settings: Settings, admission: Admission, store: StateStore, feed: IncidentFeed,
                  emitter: Emitter, gate: Gate, partitions: int, on_assigned: Callable[[], Any], ready: Any,
-                 observer: Observer | None = None):
+                 observer: Observer | None = None, on_revoked: Callable[[], Any] = lambda: None):
         self.settings = settings
         self.observer = observer or Observer(namespace=settings.namespace)   # restore progress
         self.topic = settings.topic(ENTITLEMENTS)
@@ -48,6 +48,7 @@ class EntitlementIntake:
         self.gate = gate
         self.partitions = partitions       # of entitlement.states.v1, as declared
         self._on_assigned = on_assigned    # the sweeper's catch-up request
+        self._on_revoked = on_revoked      # the sweeper drops what it decided for these
         self._ready = ready                # set once the catch-up after an assignment is done
 
     async def assigned(self, parts: set[int], kept: set[int], restored: dict[bytes, bytes] | None) -> None:
@@ -61,6 +62,7 @@ class EntitlementIntake:
     async def revoked(self, parts: set[int]) -> None:
         async with self.gate.exclusive():
             self.store.owned -= parts
+            self._on_revoked()
 
     async def handle(self, msgs: list[Message], consumer: GroupConsumer) -> None:
         """One batch of entitlement.states.v1 records (offset order); returns once its outputs

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 SWEEP_CHUNK = 2000
 SWEEP_SLICE = 250       # entitlements decided between two turns of the event loop
+SWEEP_TXN = 8000        # entitlements whose outputs go in one transaction (a commit costs round
+                        # trips to two coordinators; per 2,000-entitlement chunk it slowed sweeps)
 
 
 class Sweeper:
@@ -67,6 +69,8 @@ class Sweeper:
         self._catch_up_due = False             # partitions were assigned: reconcile first
         self._fenced = False                   # the group moved on during this sweep
         self._completed = False                # the last sweep ran to its end
+        self._epoch = 0                        # counts revocations: a sweep sends only what it
+                                               # decided for partitions it still owns
         self.sweeps_done = 0
 
     # ------------------------------------------------------------------ requests
@@ -76,6 +80,10 @@ class Sweeper:
         if window is not None:
             self._sweep_due = True
         self.wanted.set()
+
+    def partitions_revoked(self) -> None:
+        """Decisions made before this moment are not this worker's to send any more."""
+        self._epoch += 1
 
     def partitions_assigned(self) -> None:
         """Catch up before anything of the new assignment is decided, then sweep."""
@@ -125,20 +133,25 @@ class Sweeper:
 
     async def _sweep_here(self, keys: list[bytes]) -> int:
         produced = 0
+        batch, held, epoch = Batch(), 0, self._epoch
         for i in range(0, len(keys), SWEEP_CHUNK):
             if self._catch_up_due or self._fenced:
                 return produced + await self._interrupted(i, len(keys))
-            batch = Batch()
             async with self.gate.lock:
+                if self._epoch != epoch:     # partitions revoked since `batch` was decided: not ours to send
+                    batch, held, epoch = Batch(), 0, self._epoch
                 blobs = self.store.owned_blobs(keys[i:i + SWEEP_CHUNK])
                 histories = list(self.feed.histories.values())
                 for j in range(0, len(blobs), SWEEP_SLICE):
-                    await asyncio.sleep(0)     # the previous chunk's emit moves on meanwhile
+                    await asyncio.sleep(0)     # the previous transaction moves on meanwhile
                     decide_stored(self.admission, histories, self.topic, blobs[j:j + SWEEP_SLICE], batch)
-                # One emit in flight at a time, so in-flight marks and ledger checks stay as
-                # they were; deciding the next chunk overlaps this one's broker and Redis waits.
-                produced += await self.gate.settle()
-                self.gate.run_behind(self._emit(batch))
+                held += len(blobs)
+                if held >= SWEEP_TXN or i + SWEEP_CHUNK >= len(keys):
+                    # One emit in flight at a time, so in-flight marks and ledger checks stay as
+                    # they were; deciding the next chunks overlaps this one's broker and Redis waits.
+                    produced += await self.gate.settle()
+                    self.gate.run_behind(self._emit(batch))
+                    batch, held = Batch(), 0
             self.observer.sweep_progress(len(blobs))
         produced += await self.gate.settle()
         self._completed = True
@@ -147,13 +160,17 @@ class Sweeper:
         return produced
 
     async def _emit(self, batch: Batch) -> int:
-        """A chunk's transaction; when the group has moved on, the sweep stops (whoever owns the
+        """A sweep transaction; when the group has moved on, the sweep stops (whoever owns the
         partitions now sweeps them on assignment, and so does this worker if they come back)."""
+        fence = self._fence()
+        if not fence[0]:       # nothing owned any more: nothing would fence it, so it is not sent
+            self._fenced = True
+            return 0
         try:
-            return await self.emitter.emit(batch, fence=self._fence())
+            return await self.emitter.emit(batch, fence=fence)
         except GroupFenced as exc:
             self._fenced = True
-            log.warning("sweep chunk dropped: the group moved on (%s)", exc)
+            log.warning("sweep transaction dropped: the group moved on (%s)", exc)
             return 0
 
     async def _interrupted(self, done: int, total: int) -> int:
@@ -170,13 +187,17 @@ class Sweeper:
 
     async def _sweep_in_pool(self, keys: list[bytes]) -> int:
         """The sweep with its decisions made in helper processes: chunks are decided ahead, a
-        few at a time, and published in order, one emit at a time."""
+        few at a time, and published in order, one transaction (of several chunks) at a time."""
         assert self.pool is not None
         histories = list(self.feed.histories.values())
         ahead = self.pool.processes + 1
         pending: collections.deque[asyncio.Future] = collections.deque()
         produced = 0
         i = 0
+        records: list = []
+        remedies: list = []
+        actions: dict = {}
+        held, epoch = 0, self._epoch
         while i < len(keys) or pending:
             while i < len(keys) and len(pending) < ahead and not (self._catch_up_due or self._fenced):
                 pending.append(self.pool.submit(histories, self.topic,
@@ -184,16 +205,29 @@ class Sweeper:
                 i += SWEEP_CHUNK
             if not pending:
                 break
-            records, remedies, actions, decided = await pending.popleft()
+            chunk_records, chunk_remedies, chunk_actions, decided = await pending.popleft()
             if self._fenced:
                 continue
+            if self._epoch != epoch:         # partitions revoked since: those decisions are not ours
+                records, remedies, actions, held, epoch = [], [], {}, 0, self._epoch
+            records += chunk_records
+            remedies += chunk_remedies
+            actions.update(chunk_actions)
+            held += decided
+            self.observer.sweep_progress(decided)
+            if held < SWEEP_TXN and (pending or i < len(keys)):
+                continue
             async with self.gate.exclusive():
+                fence = self._fence()
                 try:
-                    produced += await self.emitter.emit_encoded(records, remedies, actions, fence=self._fence())
+                    if fence[0] and self._epoch == epoch:
+                        produced += await self.emitter.emit_encoded(records, remedies, actions, fence=fence)
+                    else:
+                        self._fenced = True
                 except GroupFenced as exc:
                     self._fenced = True
-                    log.warning("sweep chunk dropped: the group moved on (%s)", exc)
-            self.observer.sweep_progress(decided)
+                    log.warning("sweep transaction dropped: the group moved on (%s)", exc)
+            records, remedies, actions, held = [], [], {}, 0
         if i < len(keys):
             return produced + await self._interrupted(i, len(keys))
         self._completed = True
