@@ -165,3 +165,18 @@ def reports(n: int, seed: int = 11) -> list[DamageReport]:
             contact_email=f"r{i}@example.com", contact_phone=None,
             submitted_at=START + (130 + i) * HOUR))
     return sorted(out, key=lambda r: (r.submitted_at, r.report_id))
+
+
+def wait_outcomes(settings: Settings, topic: str, total: int, timeout: float = 120) -> dict[str, int]:
+    """Wait until the workers recorded an outcome for `total` records of an input topic."""
+    import redis as redis_lib
+    from streams.ledger.store import Keys
+    r = redis_lib.Redis.from_url(settings.redis_url)
+    key = Keys(settings.redis_prefix).outcomes(topic)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = {k.decode(): int(v) for k, v in r.hgetall(key).items()}
+        if sum(counts.values()) >= total:
+            return counts
+        time.sleep(0.5)
+    raise AssertionError(f"{topic}: only {r.hgetall(key)} of {total} records processed")

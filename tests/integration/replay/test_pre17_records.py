@@ -30,7 +30,7 @@ from streams.settings import Settings
 from streams.wire.codec import REVERSED_ORDER, SPEC_ORDER, Codec
 from tests.integration import kit
 from tests.integration.conftest import read_topic
-from tests.integration.replay.test_replay import POLICY, Scenario, _biz_report, _wait_outcomes
+from tests.integration.replay.test_replay import POLICY, Scenario, _biz_report
 from tests.legacy_wire import PreFixCodec
 
 ENTITLEMENTS, REPORTS = 300, 40
@@ -110,8 +110,8 @@ def migration(stack, codec, tmp_path_factory):
 
         # the new code reads all of it
         workers.start(1)
-        _wait_outcomes(settings, "entitlement.states.v1", ENTITLEMENTS)
-        _wait_outcomes(settings, "damage.reports.v1", len(pub.reports))
+        kit.wait_outcomes(settings, "entitlement.states.v1", ENTITLEMENTS)
+        kit.wait_outcomes(settings, "damage.reports.v1", len(pub.reports))
         _wait_sweep(workers)
         time.sleep(2.0)
         counts_after_old_inputs = scenario.counts()
@@ -122,7 +122,7 @@ def migration(stack, codec, tmp_path_factory):
                     reports[REPORTS // 2:] + [_biz_report("amend-2", 420_000, 200)], pub)
         expected = evaluate(policy, pub.windows, pub.entitlements, pub.reports)
         kit.settle(settings, codec, len(expected.remedies), workers=workers)
-        _wait_outcomes(settings, "damage.reports.v1", len(pub.reports))
+        kit.wait_outcomes(settings, "damage.reports.v1", len(pub.reports))
         for topic, want in ((REVIEWS, expected.reviews), (NOTICES, expected.notices)):
             read_topic(settings, topic, expect=len(want), timeout=60, idle=1)
         workers.stop()

@@ -138,7 +138,7 @@ def scenario(stack, codec, tmp_path_factory):
         kit.publish(settings, codec, "damage.reports.v1", reports[30:] + [_biz_report("amend-2", 420_000, 200)], pub)
         expected = evaluate(policy, pub.windows, pub.entitlements, pub.reports)
         msgs = kit.settle(settings, codec, len(expected.remedies), workers=workers)
-        _wait_outcomes(settings, "damage.reports.v1", len(pub.reports))
+        kit.wait_outcomes(settings, "damage.reports.v1", len(pub.reports))
         got = [codec.decode_obj("remedy_action", m.value()) for m in msgs]
         assert kit.as_rows(got) == kit.as_rows(expected.remedies), workers.logs()[-3000:]
         topup = next(r for r in got if r.user_id == "biz-amend" and r.supersedes)
@@ -153,16 +153,6 @@ def scenario(stack, codec, tmp_path_factory):
         if keys:
             r.delete(*keys)
 
-
-def _wait_outcomes(settings, topic, total, timeout=120):
-    r = redis_lib.Redis.from_url(settings.redis_url)
-    key = Keys(settings.redis_prefix).outcomes(topic)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sum(int(v) for v in r.hgetall(key).values()) >= total:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{topic}: only {r.hgetall(key)} of {total} processed")
 
 
 def _rows(remedies) -> set[str]:

@@ -34,7 +34,7 @@ def test_a_paused_worker_cannot_publish_what_its_successor_published(settings, c
         kit.publish(settings, codec, "outage.windows.v1", [open_], pub)
         n = 12_000
         kit.publish(settings, codec, "entitlement.states.v1", kit.entitlements(n, seed=11), pub)
-        _wait_for_outcomes(settings, n)
+        kit.wait_outcomes(settings, "entitlement.states.v1", n)
         kit.publish(settings, codec, "outage.windows.v1", [closed, amended], pub)
         expected = evaluate(policy, pub.windows, pub.entitlements, pub.reports)
         # pause worker 0 while its sweep is publishing: some of the sweep is out, not all
@@ -64,14 +64,3 @@ def test_a_paused_worker_cannot_publish_what_its_successor_published(settings, c
             if p.poll() is None:
                 p.send_signal(signal.SIGCONT)
         workers.stop()
-
-
-def _wait_for_outcomes(settings, total: int, timeout: float = 120) -> None:
-    r = redis_lib.Redis.from_url(settings.redis_url)
-    key = Keys(settings.redis_prefix).outcomes("entitlement.states.v1")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sum(int(v) for v in r.hgetall(key).values()) >= total:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"only {r.hgetall(key)} of {total} entitlement states were processed")

@@ -46,17 +46,6 @@ def _assert_same_remedies(settings, codec, expected, workers):
     return got
 
 
-def _wait_outcomes(settings, topic, total, timeout=120):
-    r = redis_lib.Redis.from_url(settings.redis_url)
-    key = Keys(settings.redis_prefix).outcomes(topic)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        counts = {k.decode(): int(v) for k, v in r.hgetall(key).items()}
-        if sum(counts.values()) >= total:
-            return counts
-        time.sleep(0.5)
-    raise AssertionError(f"only {r.hgetall(key)} of {total} records on {topic} were processed")
-
 
 def test_reference_policy_matches_the_batch_evaluator(settings, codec, workers, policy):
     workers.start(1)
@@ -125,7 +114,7 @@ def test_a_sweep_decided_in_helper_processes_gives_the_same_result(settings, cod
     workers.start(1, env={"MAKEGOOD_SWEEP_PROCESSES": "2"})
     pub = kit.Published()
     kit.publish(settings, codec, "entitlement.states.v1", kit.entitlements(3_000, seed=5), pub)
-    _wait_outcomes(settings, "entitlement.states.v1", 3_000)
+    kit.wait_outcomes(settings, "entitlement.states.v1", 3_000)
     kit.publish(settings, codec, "outage.windows.v1", kit.windows(), pub)
     _assert_same_remedies(settings, codec, _oracle(policy, pub).remedies, workers)
     assert "in 2 processes" in workers.logs()
@@ -138,7 +127,7 @@ def test_sigkill_mid_sweep_loses_nothing_and_ledgers_each_id_once(settings, code
     open_, closed, amended = kit.windows()
     kit.publish(settings, codec, "outage.windows.v1", [open_], pub)
     kit.publish(settings, codec, "entitlement.states.v1", kit.entitlements(n, seed=99), pub)
-    _wait_outcomes(settings, "entitlement.states.v1", n)
+    kit.wait_outcomes(settings, "entitlement.states.v1", n)
     kit.publish(settings, codec, "outage.windows.v1", [closed, amended], pub)
     expected = _oracle(policy, pub).remedies
     # kill the worker in the worst place: a chunk already ledgered and the next one in flight
