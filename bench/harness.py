@@ -116,7 +116,9 @@ class Workers:
     ASSIGNED = re.compile(r"assigned entitlement partitions \[([0-9, ]*)\]")
 
     def __init__(self, ns: Namespace, n: int, env: dict[str, str] | None = None):
-        env = dict(os.environ, **(env or {}), MAKEGOOD_NAMESPACE=ns.name, PYTHONUNBUFFERED="1")
+        # MAKEGOOD_METRICS_PORT=0: each worker picks a free port for /metrics (two on one machine)
+        env = dict(os.environ, **{"MAKEGOOD_METRICS_PORT": "0", **(env or {})}, MAKEGOOD_NAMESPACE=ns.name,
+                   PYTHONUNBUFFERED="1")
         self.logs = [ns.dir / f"worker-{i}.log" for i in range(n)]
         self.procs = [spawn([sys.executable, "-m", "streams.cli", "worker"], log, env) for log in self.logs]
 
