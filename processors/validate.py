@@ -2,9 +2,29 @@
 
 A record that fails here is not processed: the caller dead-letters it with the
 reason, and processing continues.
+
+Identifiers have a documented shape, so that a mangled record (a flipped bit, a truncated
+or runaway string, a control character) is a dead letter rather than a new incident, user
+or entitlement. All are printable ASCII without spaces:
+
+| identifier | pattern | longest |
+|---|---|---|
+| incident_id (windows, reports) | `[A-Z0-9][A-Z0-9._-]*`, e.g. `INC-20221015-PANGYO` | 64 |
+| entitlement_id, user_id, report_id, reporter_id, business_id | `[A-Za-z0-9][A-Za-z0-9._:@+-]*` | 128 |
+| service codes | `[a-z0-9][a-z0-9-]*`, e.g. `emoticon-plus`; and known to the policy | 32 |
+
+Incident ids are upper case: a bit flip that changes a letter's case (the commonest way a
+mangled id stays printable) is caught. A flip that turns one allowed character into another
+(`O` -> `N`, `2` -> `3`) cannot be seen in the id itself; what else stands between such a
+window and an incident is that its services must be distinct codes the policy knows, its
+times in range and in order, its status consistent with ended_at (see README, "Bad input").
+Free text is bounded too (title, body, site, contacts), so no valid record outgrows the
+outputs it becomes (a review case carries the report's text).
 """
 
 from __future__ import annotations
+
+import re
 
 from processors.errors import InvalidRecord
 from processors.model import (
@@ -22,9 +42,44 @@ MAX_PRICE_KRW = 100_000_000
 MAX_CLAIM_KRW = 10**13
 
 
-def _id(value: object, name: str) -> None:
+INCIDENT_ID = re.compile(r"[A-Z0-9][A-Z0-9._-]*")
+INCIDENT_ID_MAX = 64
+RECORD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]*")
+RECORD_ID_MAX = 128
+SERVICE_CODE = re.compile(r"[a-z0-9][a-z0-9-]*")
+SERVICE_CODE_MAX = 32
+# Free text, in characters: a report's title and body travel to its review case, and that
+# record must fit on remedy.reviews.v1 (about 1 MiB) with room to spare.
+TEXT_MAX = {"title": 1_000, "body": 50_000, "site": 200, "contact_email": 254, "contact_phone": 32}
+
+
+def _shape(value: str, pattern: re.Pattern, longest: int) -> str | None:
+    """Why `value` is not an identifier of this shape (without echoing it), or None."""
+    if len(value) > longest:
+        return f"{len(value)} characters, longest allowed {longest}"
+    bad = next((i for i, ch in enumerate(value) if not ch.isascii() or not ch.isprintable()), None)
+    if bad is not None:
+        return f"unprintable or non-ASCII character U+{ord(value[bad]):04X} at position {bad}"
+    if pattern.fullmatch(value) is None:
+        return f"does not match {pattern.pattern}"
+    return None
+
+
+def _id(value: object, name: str, pattern: re.Pattern = RECORD_ID, longest: int = RECORD_ID_MAX) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRecord(f"{name} is empty")
+    why = _shape(value, pattern, longest)
+    if why is not None:
+        raise InvalidRecord(f"{name} is not a valid identifier: {why}")
+
+
+def _incident_id(value: object, name: str = "incident_id") -> None:
+    _id(value, name, INCIDENT_ID, INCIDENT_ID_MAX)
+
+
+def _text(value: str | None, name: str) -> None:
+    if value is not None and len(value) > TEXT_MAX[name]:
+        raise InvalidRecord(f"{name} is {len(value):,} characters, longest allowed {TEXT_MAX[name]:,}")
 
 
 def _time(value: int | None, name: str) -> None:
@@ -48,20 +103,23 @@ def _amount(value: int | None, name: str, limit: int) -> None:
 
 
 def _service(service: str, policy: Policy | None) -> None:
-    _id(service, "service")
+    _id(service, "service", SERVICE_CODE, SERVICE_CODE_MAX)
     if policy is not None and service not in policy.services:
         raise InvalidRecord(f"unknown service {service!r}")
 
 
 def validate_window(w: OutageWindow, policy: Policy | None = None) -> None:
     """Raise InvalidRecord unless `w` is a well-formed revision (services checked when policy given)."""
-    _id(w.incident_id, "incident_id")
+    _incident_id(w.incident_id)
     if w.revision < 0:
         raise InvalidRecord(f"revision is negative: {w.revision}")
     if not w.services:
         raise InvalidRecord("services is empty")
     for service in w.services:
         _service(service, policy)
+    if len(set(w.services)) != len(w.services):
+        raise InvalidRecord("services lists a service more than once")
+    _text(w.site, "site")
     for name in ("started_at", "ended_at", "published_at"):
         _time(getattr(w, name), name)
     if w.status is IncidentStatus.OPEN and w.ended_at is not None:
@@ -94,7 +152,9 @@ def validate_report(r: DamageReport, policy: Policy) -> None:
     if r.business_id is not None:
         _id(r.business_id, "business_id")
     if r.incident_id is not None:
-        _id(r.incident_id, "incident_id")
+        _incident_id(r.incident_id)
+    for name in ("title", "body", "contact_email", "contact_phone"):
+        _text(getattr(r, name), name)
     if r.reporter_kind is ReporterKind.BUSINESS and r.business_id is None:
         raise InvalidRecord("a BUSINESS report needs business_id")
     _amount(r.claimed_loss_krw, "claimed_loss_krw", MAX_CLAIM_KRW)

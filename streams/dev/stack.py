@@ -19,6 +19,7 @@ from typing import Callable
 
 from streams.settings import Settings
 from streams.errors import StackError
+from streams.dev.workers import die_with_parent
 
 KAFKA_PORT = 9092
 CONTROLLER_PORT = 9093
@@ -82,11 +83,13 @@ def _wait(check: Callable[[], bool], timeout: float, alive: Callable[[], bool]) 
     return False
 
 
-def _spawn(argv: list[str], log: Path, cwd: Path) -> int:
+def _spawn(argv: list[str], log: Path, cwd: Path, tied: bool = False) -> int:
+    """Start a detached server; `tied` ones (a test's private servers) get SIGTERM when the
+    process that started them dies, so a test runner killed mid-test leaves none behind."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=cwd, start_new_session=True)
+                                cwd=cwd, start_new_session=True, preexec_fn=die_with_parent if tied else None)
     return proc.pid
 
 
@@ -104,12 +107,32 @@ def _stop(pid_file: Path, name: str, timeout: float, say: Callable[[str], None])
     say(f"{name}: stopped (pid {pid})")
 
 
+def _kill(pid_file: Path) -> int | None:
+    """SIGKILL the server of `pid_file` (a crash, for fault tests): no shutdown of any kind.
+    The pid file stays, so `up` starts it again on the same data. Returns the pid killed."""
+    pid = _read_pid(pid_file)
+    if not _alive(pid):
+        return None
+    os.kill(pid, signal.SIGKILL)
+    _wait(lambda: not _alive(pid), 10, lambda: True)
+    return pid
+
+
 # --------------------------------------------------------------------------------------- Kafka
 
 class LocalKafka:
-    def __init__(self, settings: Settings):
+    """A single-node KRaft broker on loopback. `makegood dev up` runs the one on ports 9092/9093
+    under .stack/kafka; a fault test runs a private one (its own free ports and home, `tied` to
+    the test process) that it can kill -9 and start again on the same data. `settings.bootstrap`
+    names the broker clients use: this one when it is 127.0.0.1:<port>, else an external one."""
+
+    def __init__(self, settings: Settings, *, port: int = KAFKA_PORT, controller_port: int = CONTROLLER_PORT,
+                 home: Path | None = None, tied: bool = False):
         self.settings = settings
-        self.home = settings.state_dir / "kafka"
+        self.port = port
+        self.controller_port = controller_port
+        self.tied = tied
+        self.home = home or settings.state_dir / "kafka"
         self.pom = settings.root / "deploy" / "kafka" / "pom.xml"
         self.libs = settings.root / "deploy" / "kafka" / "target" / "libs"
         self.pid_file = self.home / "kafka.pid"
@@ -138,9 +161,9 @@ class LocalKafka:
         props.write_text("\n".join([
             "process.roles=broker,controller",
             "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{CONTROLLER_PORT}",
-            f"listeners=PLAINTEXT://127.0.0.1:{KAFKA_PORT},CONTROLLER://127.0.0.1:{CONTROLLER_PORT}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{KAFKA_PORT}",
+            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
             "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
@@ -185,29 +208,34 @@ class LocalKafka:
         except Exception:
             return False
 
+    @property
+    def local(self) -> bool:
+        """Whether clients (settings.bootstrap) use this broker rather than an external one."""
+        return self.settings.bootstrap == f"127.0.0.1:{self.port}"
+
     def status(self) -> ServiceStatus:
         pid = _read_pid(self.pid_file)
         running = _alive(pid)
         answers = self.answers(2.0)
-        note = ("external (MAKEGOOD_BOOTSTRAP)" if not self.settings.uses_local_kafka
+        note = ("external (MAKEGOOD_BOOTSTRAP)" if not self.local
                 else "not started by this checkout" if answers and not running else "")
         return ServiceStatus("kafka", running, pid if running else None, self.settings.bootstrap, answers, note)
 
     def up(self, say: Callable[[str], None]) -> None:
-        if not self.settings.uses_local_kafka:
+        if not self.local:
             if not self.answers(10.0):
                 raise StackError(f"kafka: MAKEGOOD_BOOTSTRAP={self.settings.bootstrap} does not answer")
             say(f"kafka: using external broker {self.settings.bootstrap}")
             return
         pid = _read_pid(self.pid_file)
         if _alive(pid) and self.answers():
-            say(f"kafka: already running (pid {pid}, 127.0.0.1:{KAFKA_PORT})")
+            say(f"kafka: already running (pid {pid}, 127.0.0.1:{self.port})")
             return
-        if not _alive(pid) and _port_open(KAFKA_PORT):
+        if not _alive(pid) and _port_open(self.port):
             if self.answers():
-                say(f"kafka: a broker not started by makegood already answers on 127.0.0.1:{KAFKA_PORT}; using it")
+                say(f"kafka: a broker not started by makegood already answers on 127.0.0.1:{self.port}; using it")
                 return
-            raise StackError(f"kafka: port {KAFKA_PORT} is taken by something that is not a Kafka broker")
+            raise StackError(f"kafka: port {self.port} is taken by something that is not a Kafka broker")
         self.ensure_jars(say)
         t0 = time.monotonic()
         props = self._write_config()
@@ -219,15 +247,19 @@ class LocalKafka:
                 raise StackError("kafka: formatting storage failed:\n" + (fmt.stdout + fmt.stderr)[-2000:])
             say(f"kafka: formatted storage (cluster {cluster_id})")
         if not _alive(pid):
-            pid = _spawn(self._java("kafka.Kafka", str(props), heap="-Xmx1g"), self.log, self.home)
+            pid = _spawn(self._java("kafka.Kafka", str(props), heap="-Xmx1g"), self.log, self.home, self.tied)
             self.pid_file.write_text(str(pid))
         if not _wait(self.answers, 90, lambda: _alive(pid)):
             raise StackError("kafka: the broker did not come up. Last lines of its log:\n"
                              + _tail(self.home / "server.log") + "\n" + _tail(self.log, 10))
-        say(f"kafka: up (pid {pid}, 127.0.0.1:{KAFKA_PORT}) in {time.monotonic() - t0:.1f} s")
+        say(f"kafka: up (pid {pid}, 127.0.0.1:{self.port}) in {time.monotonic() - t0:.1f} s")
 
     def down(self, say: Callable[[str], None]) -> None:
         _stop(self.pid_file, "kafka", 60, say)
+
+    def kill(self) -> int | None:
+        """kill -9 the broker (fault tests); `up` restarts it on the same data."""
+        return _kill(self.pid_file)
 
 
 # --------------------------------------------------------------------------------------- Redis
@@ -261,9 +293,10 @@ def install_redis(say: Callable[[str], None]) -> str:
 class RedisServer:
     """A redis-server with AOF persistence in its own folder; the dev stack and tests use it."""
 
-    def __init__(self, home: Path, port: int):
+    def __init__(self, home: Path, port: int, tied: bool = False):
         self.home = home
         self.port = port
+        self.tied = tied        # a test's private server: dies with the test process (_spawn)
         self.pid_file = home / "redis.pid"
         self.log = home / "redis.log"
 
@@ -303,7 +336,7 @@ class RedisServer:
                 "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
                 "--auto-aof-rewrite-min-size", "1gb",
                 "--daemonize", "no", "--protected-mode", "yes", "--logfile", str(self.log)]
-        pid = _spawn(argv, self.home / "redis.out", self.home)
+        pid = _spawn(argv, self.home / "redis.out", self.home, self.tied)
         self.pid_file.write_text(str(pid))
         if not _wait(self.answers, 20, lambda: _alive(pid)):
             raise StackError("redis: the server did not answer PING. Last lines of its log:\n"
@@ -313,6 +346,10 @@ class RedisServer:
     def down(self, say: Callable[[str], None]) -> None:
         # SIGTERM makes redis fsync the AOF before it exits: the ledger survives.
         _stop(self.pid_file, "redis", 20, say)
+
+    def kill(self) -> int | None:
+        """kill -9 the server (fault tests); `up` restarts it from its AOF."""
+        return _kill(self.pid_file)
 
 
 class LocalRedis(RedisServer):

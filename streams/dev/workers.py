@@ -20,7 +20,7 @@ from streams.settings import Settings
 _ENDPOINT = re.compile(r"metrics http://[^\s:]+:(\d+)/metrics")
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: SIGTERM it when the process that started it dies, however it
     dies (a demo killed by `timeout`, a test runner killed mid-test), so no worker is orphaned."""
     try:
@@ -45,7 +45,7 @@ class WorkerPool:
             log = open(self.logdir / f"worker-{len(self.procs)}.log", "wb")
             self.procs.append(subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                               preexec_fn=_die_with_parent))
+                                               preexec_fn=die_with_parent))
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout

@@ -64,12 +64,13 @@ def producer(stack: Settings) -> Iterator[Producer]:
 
 def read_topic(settings: Settings, logical: str, *, expect: int | None = None,
                timeout: float = 30.0, idle: float = 2.0) -> list:
-    """Every record of a namespaced topic from the beginning: stops at `expect` records, or after
+    """Every committed record of a namespaced topic from the beginning (read as billing reads it,
+    `isolation.level=read_committed`): stops at `expect` records, or after
     `idle` seconds with nothing new once at least `expect` (or anything) has arrived, or at timeout."""
     import time
     c = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"reader-{uuid.uuid4().hex}",
                   "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                  "isolation.level": "read_committed"})
+                  "isolation.level": "read_committed"})     # what billing sees
     name = settings.topic(logical)
     md = c.list_topics(name, timeout=10).topics[name]
     c.assign([TopicPartition(name, p, 0) for p in md.partitions])
@@ -92,20 +93,44 @@ def read_topic(settings: Settings, logical: str, *, expect: int | None = None,
     return out
 
 
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Callable[[], devstack.RedisServer]:
     """A private redis-server (AOF on) on a free port, for tests that restart Redis."""
-    import socket
     servers = []
 
     def make() -> devstack.RedisServer:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        srv = devstack.RedisServer(tmp_path / f"redis-{port}", port)
+        port = free_port()
+        srv = devstack.RedisServer(tmp_path / f"redis-{port}", port, tied=True)
         servers.append(srv)
         return srv
 
     yield make
     for srv in servers:
         srv.down(lambda _m: None)
+
+
+@pytest.fixture
+def kafka_server(stack: Settings, tmp_path: Path) -> Callable[[], devstack.LocalKafka]:
+    """A private single-node KRaft broker on free ports under the test's tmp dir, for tests
+    that kill and restart the broker (never the shared one). `make()` returns it stopped: call
+    `up`; its `settings.bootstrap` is its address."""
+    brokers = []
+
+    def make() -> devstack.LocalKafka:
+        port, controller = free_port(), free_port()
+        s = Settings.from_env(bootstrap=f"127.0.0.1:{port}", state_dir=stack.state_dir)
+        broker = devstack.LocalKafka(s, port=port, controller_port=controller,
+                                     home=tmp_path / f"kafka-{port}", tied=True)
+        brokers.append(broker)
+        return broker
+
+    yield make
+    for broker in brokers:
+        broker.kill()      # a throwaway broker: no controlled shutdown to wait for

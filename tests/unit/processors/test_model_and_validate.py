@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -138,3 +139,74 @@ def test_valid_records_pass():
     validate_entitlement(ent(), POLICY)
     validate_report(report(), POLICY)
     validate_report(business(claimed_loss_krw=10**13), POLICY)
+
+
+# ------------------------------------------------------------------ identifiers (issue #11)
+
+MANGLED = [
+    ("INC-H\x0fLD-20221015", "U+000F"),        # a bit flip into a control character
+    ("INC-20221015-PANGY\x00", "U+0000"),
+    ("INC-20221015-PANGYO\n", "U+000A"),
+    ("INC-2022101\u00b5-PANGYO", "U+00B5"),     # printable but not ASCII
+    ("INC 20221015", "does not match"),
+    ("I" * 65, "65 characters"),
+]
+
+
+@pytest.mark.parametrize("value, why", MANGLED + [("INC-20221015-pangyo", "does not match"),
+                                                  ("-INC-1", "does not match")])
+def test_mangled_incident_ids_are_invalid(value, why):
+    with pytest.raises(InvalidRecord, match=f"incident_id is not a valid identifier: .*{re.escape(why)}"):
+        validate_window(window(incident_id=value), POLICY)
+    with pytest.raises(InvalidRecord, match=f"incident_id is not a valid identifier: .*{re.escape(why)}"):
+        validate_report(report(incident_id=value), POLICY)
+
+
+@pytest.mark.parametrize("field", ["entitlement_id", "user_id"])
+@pytest.mark.parametrize("value, why", [("E-1\x1b[31m", "U+001B"), ("E\x7f1", "U+007F"), ("u\u200b1", "U+200B"),
+                                        ("한국", "U+D55C"), ("e" * 129, "129 characters"), ("e/1", "does not match")])
+def test_mangled_entitlement_ids_are_invalid(field, value, why):
+    with pytest.raises(InvalidRecord, match=f"{field} is not a valid identifier: .*{re.escape(why)}"):
+        validate_entitlement(ent(**{field: value}), POLICY)
+
+
+@pytest.mark.parametrize("field", ["report_id", "reporter_id", "business_id"])
+def test_mangled_report_ids_are_invalid(field):
+    with pytest.raises(InvalidRecord, match=f"{field} is not a valid identifier: .*U\\+0001") as info:
+        validate_report(business(**{field: "B-\x01-1"}), POLICY)
+    assert "\x01" not in info.value.reason    # the reason names the character, never echoes it
+
+
+@pytest.mark.parametrize("service, why", [("melon\x00", "U+0000"), ("Melon", "does not match"),
+                                          ("m" * 33, "33 characters"), ("melom", "unknown service")])
+def test_mangled_service_codes_are_invalid(service, why):
+    with pytest.raises(InvalidRecord, match=re.escape(why)):
+        validate_window(window(services=("kakaotalk", service)), POLICY)
+    with pytest.raises(InvalidRecord, match=re.escape(why)):
+        validate_entitlement(ent(service=service), POLICY)
+
+
+def test_a_window_naming_a_service_twice_is_invalid():
+    with pytest.raises(InvalidRecord, match="more than once"):
+        validate_window(window(services=("melon",) * 50_000), POLICY)
+
+
+@pytest.mark.parametrize("field, size", [("title", 1_001), ("body", 50_001), ("contact_email", 255),
+                                         ("contact_phone", 33)])
+def test_oversized_free_text_is_invalid(field, size):
+    with pytest.raises(InvalidRecord, match=f"{field} is {size:,} characters") as info:
+        validate_report(report(**{field: "x" * size}), POLICY)
+    assert "xxxx" not in info.value.reason
+    with pytest.raises(InvalidRecord, match="site is 201"):
+        validate_window(window(site="s" * 201), POLICY)
+
+
+@pytest.mark.parametrize("incident_id", ["INC-20221015-PANGYO", "INC-1", "INC-BENCH-PANGYO", "OUTAGE_2024.07", "I"])
+def test_identifiers_the_project_uses_are_valid(incident_id):
+    validate_window(window(incident_id=incident_id), POLICY)
+    for eid, uid in [("ent-0000001", "u-0000001"), ("e1", "u1"), ("ENT-1", "U-1"), ("E-g1", "biz-amend"),
+                     ("acct:42", "someone+tag@example.com"), ("e" * 128, "u" * 128)]:
+        validate_entitlement(ent(entitlement_id=eid, user_id=uid), POLICY)
+    for bid in ("123-45-67890", "BRN-biz1", "000-00-00000"):
+        validate_report(business(business_id=bid, report_id="rpt-0000001", reporter_id="u-5000001"), POLICY)
+    validate_report(report(body="본문" * 25_000, title="제목" * 500), POLICY)
