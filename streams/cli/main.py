@@ -24,7 +24,7 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
             state = "running" if s.running else "stopped"
             answers = "answers" if s.answers else "does not answer"
             pid = f"pid {s.pid}" if s.pid else "no pid"
-            print(f"{s.name:6} {state:8} {pid:11} {s.address:22} {answers}{'  ' + s.note if s.note else ''}")
+            print(f"{s.name:8} {state:8} {pid:11} {s.address:22} {answers}{'  ' + s.note if s.note else ''}")
     return 0
 
 
