@@ -157,13 +157,14 @@ def subjects(settings: Settings) -> dict[str, str]:
 
 
 def open_codec(settings: Settings, *, outage_wait: float | None = None,
-               registry: SchemaRegistry | None = None) -> Codec:
-    """The codec for these settings: registry framing when a registry is configured."""
+               registry: SchemaRegistry | None = None, client=None) -> Codec:
+    """The codec for these settings: registry framing when a registry is configured.
+    `client`: a SchemaRegistryClient of one's own (tests)."""
     registry = registry or SchemaRegistry.from_dir(settings.schemas_dir)
     conf = settings.schema_registry_config()
-    if not conf:
+    if not conf and client is None:
         return Codec(registry)
-    client = _client(conf)
+    client = client or _client(conf)
     ids = register(client, registry, subjects(settings))
     return Codec(registry, RegistryFraming(client, registry, ids, outage_wait=outage_wait))
 
