@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 COMPATIBILITY = "BACKWARD"
 CLI_OUTAGE_WAIT = 60.0       # a command gives up (RegistryUnavailable) after this; the worker waits on
 NOT_FOUND = 404
+MAX_UNKNOWN = 10_000         # unknown ids remembered (bounded: garbage can name any of 2^32)
 
 
 def _client(conf: Mapping[str, str]):
@@ -65,6 +66,9 @@ class RegistryFraming:
         self.outage_wait = outage_wait
         self._sleep = sleep
         self._by_name = {v.full_name: v.name for v in registry.current.values()}
+        # ids the registry answered "no such schema" (or an unreadable one) for; the registry
+        # issues an id before anyone can write it, so the answer does not change
+        self._unknown: dict[bytes, str] = {}
         # 4 header bytes after the 0 -> writer schema; our own schemas need no round trip
         self.readable: dict[bytes, SchemaVersion] = {
             i.to_bytes(4, "big"): registry.known[fp] for fp, i in self.write_ids.items()}
@@ -73,7 +77,14 @@ class RegistryFraming:
         key = data[1:5]
         v = self.readable.get(key)
         if v is None:
-            v = self.readable[key] = self._fetch(int.from_bytes(key, "big"), data)
+            if key in self._unknown:      # garbage that starts with 0: one registry call per id, not per record
+                raise DecodeError(self._unknown[key], data)
+            try:
+                v = self.readable[key] = self._fetch(int.from_bytes(key, "big"), data)
+            except DecodeError as exc:
+                if len(self._unknown) < MAX_UNKNOWN:
+                    self._unknown[key] = exc.reason
+                raise
         return v
 
     def _fetch(self, schema_id: int, data: bytes) -> SchemaVersion:
