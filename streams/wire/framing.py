@@ -88,7 +88,7 @@ class RegistryFraming:
         return v
 
     def _fetch(self, schema_id: int, data: bytes) -> SchemaVersion:
-        schema = self._call(lambda: self.client.get_schema(schema_id), f"schema id {schema_id}",
+        schema = self._call(lambda: self.client.get_schema(schema_id), f"schema id {schema_id}", data,
                             not_found=lambda: DecodeError(f"unknown schema id {schema_id} (not in the registry)", data))
         if (schema.schema_type or "AVRO").upper() != "AVRO":
             raise DecodeError(f"schema id {schema_id} is a {schema.schema_type} schema, not Avro", data)
@@ -100,7 +100,7 @@ class RegistryFraming:
         log.info("registry: schema id %d is %s", schema_id, v.full_name)
         return v
 
-    def _call(self, fn, what: str, *, not_found: Callable[[], Exception] | None = None):
+    def _call(self, fn, what: str, raw: bytes | None, *, not_found: Callable[[], Exception] | None = None):
         """fn() with backoff while the registry is unavailable; `not_found` for a 404."""
         from confluent_kafka.schema_registry.error import SchemaRegistryError
         delay, waited = 0.5, 0.0
@@ -110,8 +110,8 @@ class RegistryFraming:
             except Exception as exc:  # noqa: BLE001 - classified below
                 if isinstance(exc, SchemaRegistryError) and exc.http_status_code == NOT_FOUND and not_found:
                     raise not_found() from None
-                if not _is_outage(exc):
-                    raise
+                if not _is_outage(exc):     # the registry answered, about this id: the record's problem
+                    raise DecodeError(f"registry refused {what}: {exc}", raw) from None
                 if self.outage_wait is not None and waited >= self.outage_wait:
                     raise RegistryUnavailable(f"schema registry unavailable looking up {what} "
                                               f"for {waited:.0f} s: {exc}") from None

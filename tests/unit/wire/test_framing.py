@@ -124,6 +124,17 @@ def test_a_long_outage_fails_loudly_when_a_limit_is_set(settings, client):
     assert sum(sleeps) >= 5
 
 
+def test_another_refusal_about_an_id_is_a_decode_error(settings, client):
+    codec = open_codec(settings, client)
+    body = codec.encode("remedy_action", sample("remedy_action"))[5:]
+
+    def refuse(*_a, **_k):
+        raise SchemaRegistryError(422, 42202, "invalid id")
+    client.get_schema = refuse
+    with pytest.raises(DecodeError, match="registry refused schema id 77"):
+        codec.decode("remedy_action", b"\x00" + (77).to_bytes(4, "big") + body)
+
+
 def test_a_server_error_is_an_outage_and_a_404_is_not():
     from streams.wire.framing import _is_outage
     assert _is_outage(SchemaRegistryError(503, 50003, "down"))
