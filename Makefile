@@ -13,7 +13,7 @@ help:  ## this list
 demo: setup  ## the main job: local stack up, topics, workers, the reference incident end to end, report
 	$(BIN)/makegood demo
 
-test: setup  ## everything from scratch: venv, packages, Kafka jars, Redis, broker, topics, then all tests
+test: setup  ## everything from scratch: venv, packages, Kafka jars, Redis, broker, schema registry, topics + schemas, then all tests
 	$(BIN)/makegood dev up
 	$(BIN)/makegood topics create
 	$(BIN)/python -m pytest tests -q
@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-stack: setup  ## start Kafka and Redis (idempotent)
+stack: setup  ## start Kafka, Redis and the schema registry (idempotent; builds the registry on first run)
 	$(BIN)/makegood dev up
 
 down: setup  ## stop what `make stack` started

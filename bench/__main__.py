@@ -19,7 +19,7 @@ import sys
 import time
 
 from processors.policy import load_policy
-from streams.wire.codec import Codec
+from streams.wire.framing import open_codec
 from streams.settings import ROOT, Settings
 
 from . import data, scenarios, table
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     timeout = a.timeout or 120 + 0.0012 * a.events
     interrupted = False
     try:
-        codec = Codec.from_dir(settings.schemas_dir)
+        codec = open_codec(settings)   # the workers' framing: registry ids (#14)
         policy = load_policy(str(settings.policy_path))
         t = time.monotonic()
         ents = data.entitlements(codec, a.events)

@@ -13,7 +13,7 @@ import time
 
 from confluent_kafka import Consumer
 
-from streams.wire.codec import Codec
+from streams.wire.framing import open_codec
 from streams.settings import Settings
 from streams.kafka.topics import ENTITLEMENTS
 
@@ -25,7 +25,7 @@ def peak_rss_kb() -> int:
 
 def run(settings: Settings, events: int, out_topic: str, timeout: float) -> dict:
     from confluent_kafka import Producer
-    codec = Codec.from_dir(settings.schemas_dir)
+    codec = open_codec(settings)   # the workers' framing: registry ids (#14)
     consumer = Consumer(settings.kafka_config(**{
         "group.id": settings.topic("bench.limit"), "auto.offset.reset": "earliest",
         "enable.auto.commit": True, "fetch.max.bytes": 32 << 20}))

@@ -27,6 +27,7 @@ from processors.policy import Policy, load_policy
 from processors.validate import validate_entitlement, validate_window
 from processors.windows import IncidentHistory
 from streams.wire.codec import Codec, DecodeError
+from streams.wire.framing import open_codec
 from streams.settings import Settings
 from streams.kafka.topics import ACTIONS, ENTITLEMENTS, NOTICES, OUTAGES
 
@@ -82,7 +83,7 @@ def read_incidents(settings: Settings, codec: Codec, policy: Policy) -> dict[str
 
 
 def build(settings: Settings, events: int, state_dir: str, clock: dict, timeout: float) -> Application:
-    codec = Codec.from_dir(settings.schemas_dir)
+    codec = open_codec(settings)   # the workers' framing: registry ids (#14)
     policy = load_policy(str(settings.policy_path))
     histories = read_incidents(settings, codec, policy)
 

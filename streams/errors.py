@@ -17,6 +17,7 @@ __all__ = [
     "BrokerError", "TopicError", "ProduceError", "RetriableProduceError", "PermanentProduceError",
     "GroupFenced", "TransactionFailed",
     "ReadError", "CodecError", "DecodeError", "EncodeError", "JsonRecordError", "LedgerError",
+    "RegistryUnavailable", "SchemaIncompatible",
     "RebuildError", "ReplayError", "ReportError", "UnknownIncident", "StackError", "DemoError",
     "ScenarioError", "CommandError", "PublishError", "ConfigError", "StartupError",
 ]
@@ -105,6 +106,15 @@ class DecodeError(CodecError):
         super().__init__(reason)
         self.reason = reason
         self.raw = raw
+
+
+class RegistryUnavailable(CodecError):
+    """The schema registry does not answer (or refuses us) while a schema id must be resolved or
+    a schema registered. Not a property of the record: readers wait with backoff, never drop it."""
+
+
+class SchemaIncompatible(CodecError):
+    """The registry refused a schema: it breaks the subject's compatibility rule (BACKWARD)."""
 
 
 class EncodeError(CodecError):

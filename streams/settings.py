@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/0"
+# the local stack's registry (streams/dev/registry.py): Apicurio's Confluent-compatible API
+DEFAULT_SCHEMA_REGISTRY_URL = "http://127.0.0.1:8081/apis/ccompat/v7"
+NO_REGISTRY = ("none", "off")      # MAKEGOOD_SCHEMA_REGISTRY_URL=none: Avro single-object encoding only
 DEFAULT_METRICS_PORT = 9400        # production; 0 picks a free port (tests, the demo, several local workers)
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -69,6 +72,12 @@ class Settings:
     policy_path: Path = ROOT / "deploy" / "policies" / "kakao-1015.yaml"
     topics_file: Path = ROOT / "deploy" / "topics.yaml"
     schemas_dir: Path = ROOT / "schemas"
+    # Confluent-compatible schema registry: outputs in its framing, inputs in either framing
+    # (streams/wire/framing.py). "" = none (single-object encoding, schemas from schemas/ only).
+    # May hold credentials: never printed; use `schema_registry_display`.
+    schema_registry_url: str = field(default=DEFAULT_SCHEMA_REGISTRY_URL, repr=False)
+    # "user:password" for HTTP basic auth, read from MAKEGOOD_SCHEMA_REGISTRY_AUTH_FILE
+    schema_registry_auth: str = field(default="", repr=False)
     # Prefix for every topic, consumer group and Redis key: tests and demos use a fresh one so
     # they never see each other's records.
     namespace: str = ""
@@ -93,6 +102,11 @@ class Settings:
             values["bootstrap"] = env["MAKEGOOD_BOOTSTRAP"]
         if env.get("MAKEGOOD_REDIS_URL"):
             values["redis_url"] = env["MAKEGOOD_REDIS_URL"]
+        if env.get("MAKEGOOD_SCHEMA_REGISTRY_URL"):
+            url = env["MAKEGOOD_SCHEMA_REGISTRY_URL"].strip()
+            values["schema_registry_url"] = "" if url.lower() in NO_REGISTRY else url.rstrip("/")
+        if env.get("MAKEGOOD_SCHEMA_REGISTRY_AUTH_FILE"):
+            values["schema_registry_auth"] = _secret_file(env, "MAKEGOOD_SCHEMA_REGISTRY_AUTH_FILE")
         if env.get("MAKEGOOD_POLICY"):
             values["policy_path"] = Path(env["MAKEGOOD_POLICY"])
         if env.get("MAKEGOOD_NAMESPACE"):
@@ -130,6 +144,28 @@ class Settings:
     @property
     def uses_local_redis(self) -> bool:
         return self.redis_url == DEFAULT_REDIS_URL
+
+    @property
+    def uses_local_registry(self) -> bool:
+        return self.schema_registry_url == DEFAULT_SCHEMA_REGISTRY_URL
+
+    @property
+    def schema_registry_display(self) -> str:
+        """The registry URL as it may be printed (credentials in it replaced by ***), or "none"."""
+        return redact_url(self.schema_registry_url) if self.schema_registry_url else "none"
+
+    def schema_registry_config(self) -> dict:
+        """confluent-kafka SchemaRegistryClient config; {} when no registry is configured."""
+        if not self.schema_registry_url:
+            return {}
+        conf = {"url": self.schema_registry_url}
+        if self.schema_registry_auth:
+            conf["basic.auth.user.info"] = self.schema_registry_auth
+        return conf
+
+    def subject(self, logical_topic: str) -> str:
+        """The registry subject of a topic's values: TopicNameStrategy, `<topic>-value`."""
+        return f"{self.topic(logical_topic)}-value"
 
     def topic(self, name: str) -> str:
         """The real topic name of a logical one (`remedy.actions.v1`) under this namespace."""
@@ -176,6 +212,18 @@ def _int(env: dict[str, str], name: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} is outside [{low}, {high}]")
     return value
+
+
+def _secret_file(env: dict[str, str], name: str) -> str:
+    """The first line of the file a `..._FILE` variable names; the value itself is never shown."""
+    path = env[name].strip()
+    try:
+        value = Path(path).read_text().strip().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {path} ({exc.strerror})") from None
+    if not value or not value[0].strip():
+        raise ConfigError(f"{name}: {path} is empty")
+    return value[0].strip()
 
 
 def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...], norm) -> str:

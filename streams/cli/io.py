@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from streams.wire.codec import Codec, DecodeError
+from streams.wire.codec import DecodeError
+from streams.wire.framing import CLI_OUTAGE_WAIT, open_codec
 from streams.wire.jsonio import JsonRecordError, JsonRecords
 from streams.settings import Settings
 from streams.kafka.topics import (ACTIONS, DEADLETTER, ENTITLEMENTS, NOTICES, OUTAGES, REPORTS, REVIEWS,
@@ -142,7 +143,7 @@ def _open_input(path: str) -> IO[bytes]:
 def publish(args: argparse.Namespace, settings: Settings) -> int:
     topic = args.topic
     schema_for(topic)
-    records = JsonRecords(Codec.from_dir(settings.schemas_dir))
+    records = JsonRecords(open_codec(settings, outage_wait=CLI_OUTAGE_WAIT))
     producer = Producer(settings, **{"linger.ms": 20, "message.timeout.ms": DELIVERY_TIMEOUT_MS})
     failed: list[str] = []
     rejected = sent = 0
@@ -193,7 +194,7 @@ def consume(args: argparse.Namespace, settings: Settings) -> int:
 
     topic = args.topic
     schema = schema_for(topic)
-    records = JsonRecords(Codec.from_dir(settings.schemas_dir))
+    records = JsonRecords(open_codec(settings, outage_wait=CLI_OUTAGE_WAIT))
     grouped = args.group is not None
     conf = {**settings.kafka_config(),
             "group.id": args.group if grouped else f"makegood-consume-{uuid.uuid4().hex}",

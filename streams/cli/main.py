@@ -1,7 +1,8 @@
 """makegood: outage windows x entitlements x damage reports -> remedies, once.
 
 Start with `makegood demo` (the reference incident end to end) or `makegood dev up`.
-Every command honours MAKEGOOD_BOOTSTRAP, MAKEGOOD_REDIS_URL, MAKEGOOD_POLICY and
+Every command honours MAKEGOOD_BOOTSTRAP, MAKEGOOD_REDIS_URL, MAKEGOOD_SCHEMA_REGISTRY_URL
+(`none`: no registry), MAKEGOOD_SCHEMA_REGISTRY_AUTH_FILE, MAKEGOOD_POLICY and
 MAKEGOOD_NAMESPACE (a prefix for topics, consumer group and Redis keys)."""
 from __future__ import annotations
 
@@ -24,14 +25,28 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
             state = "running" if s.running else "stopped"
             answers = "answers" if s.answers else "does not answer"
             pid = f"pid {s.pid}" if s.pid else "no pid"
-            print(f"{s.name:6} {state:8} {pid:11} {s.address:22} {answers}{'  ' + s.note if s.note else ''}")
+            print(f"{s.name:8} {state:8} {pid:11} {s.address:22} {answers}{'  ' + s.note if s.note else ''}")
     return 0
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
     from streams.kafka.topics import create_topics
+    from streams.wire.framing import register_schemas
     create_topics(settings)
+    register_schemas(settings)
     return 0
+
+
+def _schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.wire.framing import check_schemas
+    results = check_schemas(settings)
+    for name, subject, verdict in results:
+        print(f"{name:18} {subject:40} {verdict}")
+    bad = [r for r in results if r[2] == "INCOMPATIBLE"]
+    if bad:
+        print(f"makegood: {len(bad)} schema(s) not BACKWARD compatible with {settings.schema_registry_display}: "
+              "add fields with defaults, never remove or retype one without a default", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -48,12 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="makegood", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    dev = sub.add_parser("dev", help="start, stop or show the local Kafka broker and Redis server")
+    dev = sub.add_parser("dev", help="start, stop or show the local Kafka broker, Redis server and schema registry")
     dev.add_argument("action", choices=["up", "down", "status"])
     dev.set_defaults(func=_dev)
-    topics = sub.add_parser("topics", help="create every topic of deploy/topics.yaml (idempotent)")
+    topics = sub.add_parser("topics", help="create every topic of deploy/topics.yaml and register its schema (idempotent)")
     topics.add_argument("action", choices=["create"])
     topics.set_defaults(func=_topics)
+    schemas = sub.add_parser("schemas", help="check schemas/*.avsc against the schema registry before publishing")
+    schemas.add_argument("action", choices=["check"])
+    schemas.set_defaults(func=_schemas)
     worker = sub.add_parser("worker", help="run one pipeline worker (start several to share partitions)")
     worker.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     worker.set_defaults(func=_worker)

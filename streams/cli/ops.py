@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 from processors.model import Action, RemedyAction, to_dict
 from processors.policy import load_policy
 
-from streams.wire.codec import Codec
+from streams.wire.framing import CLI_OUTAGE_WAIT, open_codec
 from streams.wire.jsonio import JsonRecords, format_timestamp, parse_timestamp
 from streams.ledger.store import SyncLedger
 from streams.replay.replay import DEFAULT_MAX_RECORDS, Replay, ReplayError, parse_offsets
@@ -145,7 +145,7 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _dry_run(settings: Settings, remedies: Sequence[RemedyAction], show: int) -> None:
-    records = JsonRecords(Codec.from_dir(settings.schemas_dir))
+    records = JsonRecords(open_codec(settings, outage_wait=CLI_OUTAGE_WAIT))
     for r in remedies[:show]:
         sys.stdout.write(json.dumps(records.to_json("remedy_action", to_dict(r)),
                                     sort_keys=True, ensure_ascii=False) + "\n")
@@ -204,7 +204,7 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
     if not raw:
         print(f"no remedies recorded for {args.user_id}")
         return 0
-    codec = Codec.from_dir(settings.schemas_dir)
+    codec = open_codec(settings, outage_wait=CLI_OUTAGE_WAIT)
     rows = sorted((codec.decode("remedy_action", v) for v in raw), key=lambda r: (r["decided_at"], r["remedy_id"]))
     if args.json:
         records = JsonRecords(codec)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from streams.wire.codec import Codec
+from streams.wire.framing import CLI_OUTAGE_WAIT, open_codec
 from streams.errors import ReportError, UnknownIncident
 from streams.report.collect import collect, to_json
 from streams.report.text import render_text
@@ -20,7 +20,7 @@ from streams.settings import Settings
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
-    codec = Codec.from_dir(settings.schemas_dir)
+    codec = open_codec(settings, outage_wait=CLI_OUTAGE_WAIT)
     try:
         report = collect(settings, codec, args.incident_id)
     except UnknownIncident as exc:

@@ -19,6 +19,7 @@ from processors.policy import load_policy
 
 import streams.dev.stack as devstack
 from streams.wire.codec import Codec
+from streams.wire.framing import open_codec
 from streams.ledger.store import SyncLedger
 from streams.dev.workers import WorkerPool
 from streams.dev.scenario import INCIDENT, Scenario, generate
@@ -143,7 +144,7 @@ def run_demo(base: Settings, *, scale: float = 1.0, workers: int = 2, seed: int 
     rundir = settings.state_dir / "demo" / namespace
     rundir.mkdir(parents=True, exist_ok=True)
     create_topics(settings, say=lambda m: None)
-    codec = Codec.from_dir(settings.schemas_dir)
+    codec = open_codec(settings)
     policy = load_policy(str(settings.policy_path))
     scenario: Scenario = generate(seed=seed, scale=scale, codec=codec)
     s = scenario.summary()

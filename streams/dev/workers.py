@@ -13,21 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+from streams.dev.procs import die_with_parent
 from streams.errors import StackError
 from streams.settings import Settings
 
 # the start-up line names the worker's endpoint (MAKEGOOD_METRICS_PORT=0: a free port it chose)
 _ENDPOINT = re.compile(r"metrics http://[^\s:]+:(\d+)/metrics")
-
-
-def die_with_parent() -> None:
-    """In the child before exec: SIGTERM it when the process that started it dies, however it
-    dies (a demo killed by `timeout`, a test runner killed mid-test), so no worker is orphaned."""
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass                                                        # not Linux: best effort
 
 
 class WorkerPool:

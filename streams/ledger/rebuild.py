@@ -21,6 +21,7 @@ from processors.errors import MakegoodError
 from processors.model import RemedyAction, Source
 
 from streams.wire.codec import Codec, DecodeError
+from streams.wire.framing import CLI_OUTAGE_WAIT, open_codec
 from streams.decide.outputs import dead_letter_id
 from streams.ledger.store import RemedyEntry, SyncLedger
 from streams.kafka.reader import PartitionReader
@@ -57,7 +58,7 @@ def output_id(topic: str, codec: Codec, value: bytes | None) -> tuple[str, Remed
 
 def rebuild_ledger(settings: Settings, *, dry_run: bool = False, progress: bool = True,
                    note: Callable[[str], None] = lambda _m: None) -> RebuildResult:
-    codec = Codec.from_dir(settings.schemas_dir)
+    codec = open_codec(settings, outage_wait=CLI_OUTAGE_WAIT)
     ledger = SyncLedger(settings)
     reader = PartitionReader(settings, progress=progress)
     result = RebuildResult()

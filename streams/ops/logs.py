@@ -18,7 +18,8 @@ import sys
 import time
 from typing import Callable
 
-LIBRARIES = ("redis", "asyncio", "prometheus_client", "urllib3")
+# httpx (httpx2 in some builds): the schema registry client logs every request at INFO
+LIBRARIES = ("redis", "asyncio", "prometheus_client", "urllib3", "httpx", "httpx2", "httpcore")
 NOISE_WINDOW_S = 60.0
 TEXT_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] [%(name)s] %(message)s"
 

@@ -37,7 +37,8 @@ from processors.reports import CaseState, locate_case, triage_report
 from processors.validate import validate_window
 from processors.windows import IncidentHistory
 
-from streams.wire.codec import Codec, DecodeError
+from streams.wire.codec import DecodeError
+from streams.wire.framing import CLI_OUTAGE_WAIT, open_codec
 from streams.decide.admit import Admission, Rejection
 from streams.decide.entitlements import decide_all
 from streams.decide.outputs import Batch, batch_outputs, encode_outputs
@@ -143,7 +144,7 @@ class Replay:
     def __init__(self, settings: Settings, policy: Policy, *, progress: bool = True) -> None:
         self.settings = settings
         self.policy = policy
-        self.codec = Codec.from_dir(settings.schemas_dir)
+        self.codec = open_codec(settings, outage_wait=CLI_OUTAGE_WAIT)
         self.admission = Admission(self.codec, policy)
         self.reader = PartitionReader(settings, progress=progress)
         self.ledger = SyncLedger(settings)

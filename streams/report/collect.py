@@ -279,7 +279,7 @@ def review_codec(codec: Codec) -> Codec:
     declared = dict(codec.schema("review_case").declared)
     declared["fields"] = [f for f in declared["fields"] if f["name"] not in PERSONAL_FIELDS]
     registry: SchemaRegistry = codec.registry.with_version("review_case", declared, current=True)
-    return Codec(registry)
+    return codec.with_registry(registry)
 
 
 def collect(settings: Settings, codec: Codec, incident_id: str, *, idle: float = 2.0,

@@ -41,7 +41,7 @@ from streams.ops.http import OpsServer
 from streams.ops.logs import LibraryNoise, setup_logging
 from streams.ops.metrics import WorkerMetrics
 from streams.settings import Settings
-from streams.wire.codec import Codec
+from streams.wire.framing import open_codec
 from streams.worker.cases import Cases
 from streams.worker.consumer import GroupConsumer
 from streams.worker.emitter import Emitter
@@ -69,7 +69,7 @@ class Worker:
                  health: Health | None = None, noise: LibraryNoise | None = None):
         s = self.settings = settings
         policy = policy or load_policy(str(settings.policy_path))
-        codec = Codec.from_dir(settings.schemas_dir)
+        codec = open_codec(settings)      # waits out a registry outage when reading ids
         specs = load_topic_specs(settings.topics_file)
         self.metrics = metrics = metrics or WorkerMetrics()
         self.health = health = health or Health(CONDITIONS)
@@ -80,7 +80,7 @@ class Worker:
         self.gate = gate = Gate()
         self.store = store = StateStore(admission)
         metrics.store_size.set_function(lambda: len(store))
-        self.sweep_pool = SweepPool(s.sweep_processes, s.schemas_dir, policy) if s.sweep_processes > 0 else None
+        self.sweep_pool = SweepPool(s.sweep_processes, s, policy) if s.sweep_processes > 0 else None
         self.feed = feed = IncidentFeed(s, admission, self._window_changed, specs[OUTAGES].partitions,
                                         observer=observer)
         self.sweeper = sweeper = Sweeper(

@@ -18,7 +18,6 @@ import asyncio
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Sequence
 
 from processors.model import Source
@@ -29,16 +28,18 @@ from streams.decide.admit import Admission
 from streams.decide.entitlements import owed
 from streams.decide.outputs import Batch, Record, batch_outputs, encode_outputs
 from streams.ledger.store import RemedyEntry
-from streams.wire.codec import Codec
+from streams.settings import Settings
+from streams.wire.framing import open_codec
 from streams.worker.store import entitlement_header, entitlement_raw
 
 log = logging.getLogger(__name__)
 _admission: Admission | None = None
 
 
-def _init(schemas_dir: str, policy: Policy) -> None:
+def _init(settings: Settings, policy: Policy) -> None:
     global _admission
-    _admission = Admission(Codec.from_dir(Path(schemas_dir)), policy)
+    # the worker's own framing: registry ids resolved (and cached) in each helper process
+    _admission = Admission(open_codec(settings), policy)
 
 
 def decide_stored(admission: Admission, histories: Sequence[IncidentHistory], topic: str,
@@ -87,9 +88,9 @@ def _decide_in_child(histories: Sequence[IncidentHistory], topic: str, blobs: Se
 
 
 class SweepPool:
-    def __init__(self, processes: int, schemas_dir: Path, policy: Policy):
+    def __init__(self, processes: int, settings: Settings, policy: Policy):
         self.processes = processes
-        self._args = (str(schemas_dir), policy)
+        self._args = (settings, policy)
         self._pool: ProcessPoolExecutor | None = None
 
     def _ensure(self) -> ProcessPoolExecutor:

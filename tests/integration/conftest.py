@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 import streams.dev.stack as devstack
 from streams.wire.codec import Codec
+from streams.wire.framing import open_codec
 from streams.settings import Settings
 from streams.kafka.topics import create_topics, delete_namespace
 
@@ -38,7 +39,9 @@ def stack() -> Settings:
 
 @pytest.fixture(scope="session")
 def codec(stack: Settings) -> Codec:
-    return Codec.from_dir(stack.schemas_dir)
+    # the stack's framing: registry ids (registered under the un-namespaced subjects, the same
+    # ids as every namespace's, since the registry gives the same schema text the same id)
+    return open_codec(stack)
 
 
 @pytest.fixture

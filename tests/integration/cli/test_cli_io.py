@@ -105,12 +105,16 @@ def test_tombstone_refused_elsewhere(settings: Settings) -> None:
 def test_consume_reports_undecodable_records_and_goes_on(settings: Settings, codec: Codec) -> None:
     p = Producer({"bootstrap.servers": settings.bootstrap})
     name = settings.topic("damage.reports.v1")
-    p.produce(name, key=b"u-9", value=b"\x00\xffnot avro", partition=0)
+    p.produce(name, key=b"u-9", value=b"\x07\xffnot avro", partition=0)
+    p.produce(name, key=b"u-9", value=b"\x00\xffnot avro", partition=0)    # byte 0: a registry id
     p.produce(name, key=b"u-9", value=codec.encode("damage_report", sample("damage_report")), partition=0)
     assert p.flush(10) == 0
     con = run(settings, "consume", "damage.reports.v1", "--from-beginning", "--until-idle", "2")
     assert con.returncode == 0
-    assert con.stderr.strip() == "partition 0 offset 0: not Avro single-object encoding (bad magic)"
+    unknown_id = int.from_bytes(b"\xffnot", "big")
+    assert con.stderr.strip().splitlines() == [
+        "partition 0 offset 0: neither registry framing nor Avro single-object encoding (bad magic)",
+        f"partition 0 offset 1: unknown schema id {unknown_id} (not in the registry)"]
     (line,) = con.stdout.splitlines()
     assert json.loads(line)["report_id"] == "r-1"
 

@@ -13,6 +13,7 @@ from streams.decide.outputs import Batch, batch_outputs, encode_outputs
 from streams.settings import ROOT
 from streams.wire.codec import Codec
 from streams.worker.store import UNKNOWN_UPDATED_AT, pack_entitlement
+from streams.settings import Settings
 from streams.worker.sweeppool import SweepPool, decide_chunk
 from tests.factories import DAY, HOUR, START, ent, reference, window
 
@@ -67,7 +68,7 @@ def test_decide_chunk_matches_the_in_worker_path(codec):
 
 def test_the_process_pool_returns_the_same_bytes(codec):
     policy, states, histories = reference(), _states(), _histories()
-    pool = SweepPool(2, ROOT / "schemas", policy)
+    pool = SweepPool(2, Settings(schema_registry_url=""), policy)   # no registry: single-object, as the codec above
 
     async def run():
         return await asyncio.gather(pool.submit(histories, TOPIC, _blobs(codec, states)[:30]),
