@@ -51,6 +51,7 @@ from streams.worker.gate import Gate
 from streams.worker.observe import Observer, TimedLedger
 from streams.worker.preflight import check_redis_url, check_topics, load_worker_policy, wait_for_kafka
 from streams.worker.reports import ReportsHandler
+from streams.worker.retry import RegistryWait
 from streams.worker.store import StateStore
 from streams.worker.sweeper import Sweeper
 from streams.worker.sweeppool import SweepPool
@@ -69,7 +70,10 @@ class Worker:
                  health: Health | None = None, noise: LibraryNoise | None = None):
         s = self.settings = settings
         policy = policy or load_policy(str(settings.policy_path))
-        codec = open_codec(settings)      # waits out a registry outage when reading ids
+        # outage_wait=0: a schema id the registry cannot resolve now raises RegistryUnavailable at
+        # once, and the work that needed it waits on the loop's terms (worker.retry.RegistryWait)
+        codec = open_codec(settings, outage_wait=0)
+        self.registry = registry = RegistryWait()
         specs = load_topic_specs(settings.topics_file)
         self.metrics = metrics = metrics or WorkerMetrics()
         self.health = health = health or Health(CONDITIONS)
@@ -82,23 +86,25 @@ class Worker:
         metrics.store_size.set_function(lambda: len(store))
         self.sweep_pool = SweepPool(s.sweep_processes, s, policy) if s.sweep_processes > 0 else None
         self.feed = feed = IncidentFeed(s, admission, self._window_changed, specs[OUTAGES].partitions,
-                                        observer=observer)
+                                        observer=observer, registry=registry)
         self.sweeper = sweeper = Sweeper(
             admission, store, feed, emitter, gate, s.topic(ENTITLEMENTS), self.sweep_pool,
             reconcile=lambda now_ms: reconcile_inflight(s, ledger, codec, now_ms),
             retriage_waiting=lambda: self.reports.retriage_waiting(),
-            fence=lambda: self.state_consumer.fence(store.owned), observer=observer)
+            fence=lambda: self.state_consumer.fence(store.owned), observer=observer, registry=registry)
         self.entitlements = intake = EntitlementIntake(
             s, admission, store, feed, emitter, gate, specs[ENTITLEMENTS].partitions,
             on_assigned=sweeper.partitions_assigned, ready=sweeper.ready, observer=observer,
             on_revoked=sweeper.partitions_revoked)
         self.state_consumer = GroupConsumer(s, "entitlements", [s.topic(ENTITLEMENTS)], intake.restore,
-                                            intake.assigned, intake.revoked, intake.handle, observer=observer)
+                                            intake.assigned, intake.revoked, intake.handle, observer=observer,
+                                            registry=registry)
         self._consumers: list[asyncio.Future] = []
         self.reports = reports = ReportsHandler(s, admission, Cases(s.topic(CASES)), feed, emitter, ledger, gate,
                                                 sweeper.ready, on_assigned=sweeper.partitions_assigned)
         self.report_consumer = GroupConsumer(s, "reports", [s.topic(REPORTS), s.topic(RETRIAGE)], reports.restore,
-                                             reports.assigned, reports.revoked, reports.handle, observer=observer)
+                                             reports.assigned, reports.revoked, reports.handle, observer=observer,
+                                             registry=registry)
         self.watch = Watch(s, health, metrics, noise or LibraryNoise(), ledger=ledger,
                            probe=KafkaProbe(s, s.entitlements_group, s.reports_group),
                            held=self._held, feed_positions=lambda: dict(feed.positions),
@@ -123,7 +129,7 @@ class Worker:
             entitlements = None
         reports = "taking over report partitions (reading their cases back)" if self.report_consumer.assigning else None
         return {"incident feed": None if self.feed.caught_up.is_set() else "reading every outage window",
-                "entitlements": entitlements, "reports": reports}
+                "entitlements": entitlements, "reports": reports, "schema registry": self.registry.waiting}
 
     @staticmethod
     def _refused(line: str) -> NoReturn:

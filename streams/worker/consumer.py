@@ -30,10 +30,11 @@ from typing import Any, Awaitable, Callable, Sequence
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
 
-from streams.errors import GroupFenced
+from streams.errors import GroupFenced, RegistryUnavailable
 from streams.kafka.producer import Commit
 from streams.settings import Settings
 from streams.worker.observe import Observer
+from streams.worker.retry import RegistryWait
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class GroupConsumer:
                  on_assign: Callable[[set[int], set[int], Any], Awaitable[None]],
                  on_revoke: Callable[[set[int]], Awaitable[None]],
                  handle: Callable[[list[Message], "GroupConsumer"], Awaitable[None]],
-                 observer: Observer | None = None):
+                 observer: Observer | None = None, registry: RegistryWait | None = None):
         self.settings = settings
         self.name = name
         self.topics = list(topics)
@@ -67,6 +68,7 @@ class GroupConsumer:
         self._handle = handle
         self.observer = observer or Observer(namespace=settings.namespace)   # restore, consumed
         self.assigning = False            # between an assignment and its restore being applied
+        self.registry = registry or RegistryWait()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer: Consumer | None = None
@@ -189,13 +191,18 @@ class GroupConsumer:
                 if not msgs:
                     continue
                 self.observer.consumed_batch(msgs)
-                try:
-                    await self._handle(msgs, self)
-                except GroupFenced as exc:
-                    log.warning("%s batch of %d records dropped: the group moved on (%s); "
-                                "their new owner decides them", self.name, len(msgs), exc)
-                    self._rewind = self._firsts(msgs)
-                    continue
+                while True:
+                    try:
+                        await self._handle(msgs, self)
+                        self.registry.resumed()
+                    except GroupFenced as exc:
+                        log.warning("%s batch of %d records dropped: the group moved on (%s); "
+                                    "their new owner decides them", self.name, len(msgs), exc)
+                        self._rewind = self._firsts(msgs)
+                    except RegistryUnavailable as exc:   # nothing of the batch was committed: do it again
+                        await self.registry.pause(f"{self.name} batch", exc)
+                        continue
+                    break
                 self.consumed += len(msgs)
         finally:
             self._stopping.set()

@@ -9,6 +9,7 @@ before any batch of the new assignment is decided.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable
 
 from confluent_kafka import Message
@@ -18,7 +19,7 @@ from processors.model import Source
 from streams.decide.admit import Admission, Rejection
 from streams.decide.entitlements import owed
 from streams.decide.outputs import Batch, DeadLetter, Intake
-from streams.errors import Stage
+from streams.errors import RegistryUnavailable, Stage
 from streams.kafka.reader import PartitionReader, Span
 from streams.kafka.topics import ENTITLEMENTS
 from streams.settings import Settings
@@ -79,6 +80,8 @@ class EntitlementIntake:
                 source = Source(m.topic(), partition, offset)
                 try:
                     self._take(key, value, source, batch)
+                except RegistryUnavailable:
+                    raise                      # not the record's fault: the batch waits (worker.consumer)
                 except Exception as exc:  # a processor bug must not stop the pipeline
                     log.exception("entitlement at %s/%s@%s failed", source.topic, partition, offset)
                     batch.fail(DeadLetter(source, key, value, Stage.PROCESS, type(exc).__name__, str(exc)))
@@ -114,8 +117,21 @@ class EntitlementIntake:
         try:
             with PartitionReader(self.settings, **{"fetch.wait.max.ms": 50}) as reader:
                 for chunk in reader.batches(self.topic, spans, chunk=RESTORE_CHUNK):
-                    restore_partition_states(self.admission, chunk, found)
+                    self._fold(chunk, found)
                     self.observer.restore_progress(len(chunk))
         finally:
             self.observer.restore_finished()
         return found
+
+    def _fold(self, chunk: list, found: dict[bytes, bytes]) -> None:
+        """restore_partition_states, waiting out a registry outage (in the consumer's thread,
+        not on the event loop: the fold of a chunk is idempotent, so it simply runs again)."""
+        delay = 0.5
+        while True:
+            try:
+                restore_partition_states(self.admission, chunk, found)
+                return
+            except RegistryUnavailable as exc:
+                log.warning("restore waits for the schema registry (%s)", str(exc)[:200])
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)

@@ -21,8 +21,10 @@ from processors.windows import IncidentHistory
 
 from streams.decide.admit import Admission, Rejection
 from streams.decide.outputs import DeadLetter
+from streams.errors import RegistryUnavailable
 from streams.settings import Settings
 from streams.kafka.topics import OUTAGES
+from streams.worker.retry import RegistryWait
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,10 @@ POLL_S = 0.5
 
 class IncidentFeed:
     def __init__(self, settings: Settings, admission: Admission,
-                 on_change: Callable[[OutageWindow | None], None], partitions: int, observer: Any = None):
+                 on_change: Callable[[OutageWindow | None], None], partitions: int, observer: Any = None,
+                 registry: RegistryWait | None = None):
         self.settings = settings
+        self.registry = registry or RegistryWait()
         self.observer = observer                 # counts what is consumed (worker.observe)
         self.positions: dict[int, int] = {p: 0 for p in range(partitions)}   # next offset, per partition
         self.partitions = partitions     # declared in deploy/topics.yaml
@@ -89,7 +93,13 @@ class IncidentFeed:
                 for m in msgs:
                     if m.error() is not None:
                         continue
-                    self._take(m.partition(), m.offset(), m.key(), m.value())
+                    while True:
+                        try:
+                            self._take(m.partition(), m.offset(), m.key(), m.value())
+                            self.registry.resumed()
+                            break
+                        except RegistryUnavailable as exc:     # the window waits, nothing skips it
+                            await self.registry.pause("the incident feed", exc)
                     self.positions[m.partition()] = m.offset() + 1
                     if m.offset() + 1 >= ends.get(m.partition(), 0):
                         pending.discard(m.partition())

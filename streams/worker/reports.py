@@ -23,7 +23,7 @@ from processors.reports import locate_case, triage_report
 
 from streams.decide.admit import Admission, Rejection
 from streams.decide.outputs import Batch, DeadLetter, Intake
-from streams.errors import Stage
+from streams.errors import RegistryUnavailable, Stage
 from streams.kafka.reader import PartitionReader
 from streams.kafka.topics import REPORTS, RETRIAGE
 from streams.ledger.store import Ledger
@@ -103,6 +103,8 @@ class ReportsHandler:
                     doc = self.cases.doc(key, m.partition(), touched)
                     await self._triage_in_order(doc, new, batch)
                     touched[key] = (m.partition(), doc)
+                except RegistryUnavailable:
+                    raise                      # not the record's fault: the batch waits (worker.consumer)
                 except Exception as exc:
                     log.exception("report at %s/%s@%s failed", m.topic(), m.partition(), m.offset())
                     batch.fail(DeadLetter(source, m.key(), m.value(), Stage.PROCESS, type(exc).__name__, str(exc)))

@@ -26,6 +26,7 @@ T = TypeVar("T")
 FIRST_DELAY_S = 0.2
 MAX_DELAY_S = 5.0
 REMIND_S = 60.0
+REGISTRY_MAX_DELAY_S = 30.0
 # Failures that mean "Redis or Kafka is away": the worker's probes already log the outage (one
 # WARNING when it starts), so the steps waiting for it say so at INFO.
 OUTAGE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, RetriableProduceError,
@@ -61,3 +62,33 @@ async def retry_forever(what: str, op: Callable[[], Awaitable[T]]) -> T:
                             now - first, type(exc).__name__, str(exc)[:200])
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_DELAY_S)
+
+
+class RegistryWait:
+    """Work that needs the schema registry to resolve a schema id waits here, on the event loop's
+    terms (never by sleeping on it), while the registry does not answer: one WARNING when the
+    wait starts, a reminder a minute, one INFO when it ends. `waiting` feeds readiness."""
+
+    def __init__(self) -> None:
+        self.waiting: str | None = None
+        self._since = 0.0
+        self._reminded = 0.0
+        self._delay = FIRST_DELAY_S
+
+    async def pause(self, what: str, exc: Exception) -> None:
+        now = time.monotonic()
+        if self.waiting is None:
+            self._since = self._reminded = now
+            self._delay = FIRST_DELAY_S
+            log.warning("%s waits for the schema registry (%s); retrying with backoff", what, str(exc)[:200])
+        elif now - self._reminded >= REMIND_S:
+            self._reminded = now
+            log.warning("%s still waiting for the schema registry after %.0f s", what, now - self._since)
+        self.waiting = f"schema registry unavailable: {what} waits ({str(exc)[:120]})"
+        await asyncio.sleep(self._delay)
+        self._delay = min(self._delay * 2, REGISTRY_MAX_DELAY_S)
+
+    def resumed(self) -> None:
+        if self.waiting is not None:
+            log.info("schema registry answers again after %.0f s", time.monotonic() - self._since)
+            self.waiting = None

@@ -28,13 +28,13 @@ from processors.model import OutageWindow
 
 from streams.decide.admit import Admission
 from streams.decide.outputs import Batch
-from streams.errors import GroupFenced
+from streams.errors import GroupFenced, RegistryUnavailable
 from streams.kafka.producer import Commit
 from streams.worker.emitter import Emitter
 from streams.worker.feed import IncidentFeed
 from streams.worker.gate import Gate
 from streams.worker.observe import Observer
-from streams.worker.retry import retry_forever
+from streams.worker.retry import RegistryWait, retry_forever
 from streams.worker.store import StateStore
 from streams.worker.sweeppool import SweepPool, decide_stored
 
@@ -51,7 +51,9 @@ class Sweeper:
                  gate: Gate, topic: str, pool: SweepPool | None,
                  reconcile: Callable[[int], Awaitable[int]],
                  retriage_waiting: Callable[[], Awaitable[None]],
-                 fence: Callable[[], Commit], observer: Observer | None = None):
+                 fence: Callable[[], Commit], observer: Observer | None = None,
+                 registry: RegistryWait | None = None):
+        self.registry = registry or RegistryWait()
         self.observer = observer or Observer()   # sweep progress and time, reconciliation
         self.admission = admission
         self.store = store
@@ -115,7 +117,14 @@ class Sweeper:
                 self.ready.set()
             if self._sweep_due:
                 self._sweep_due = False
-                await self.sweep()
+                try:
+                    await self.sweep()
+                    self.registry.resumed()
+                except RegistryUnavailable as exc:   # a stored state's schema id: sweep again later
+                    self._sweep_due = True
+                    self.wanted.set()
+                    await self.registry.pause("the sweep", exc)
+                    continue
                 await self._retriage_waiting()
 
     async def sweep(self) -> int:

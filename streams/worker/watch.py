@@ -32,7 +32,7 @@ TICK_S = 0.5
 PROBE_S = 5.0
 PROGRESS_S = 30.0
 PROBE_TIMEOUT_S = 5.0
-CONDITIONS = ["kafka", "redis", "incident feed", "entitlements", "reports"]
+CONDITIONS = ["kafka", "redis", "incident feed", "entitlements", "reports", "schema registry"]
 
 Lags = dict[tuple[str, int], int]
 
