@@ -88,7 +88,8 @@ class Worker:
             admission, store, feed, emitter, gate, s.topic(ENTITLEMENTS), self.sweep_pool,
             reconcile=lambda now_ms: reconcile_inflight(s, ledger, codec, now_ms),
             catch_up_reports=lambda: self.reports.catch_up(),
-            retriage_waiting=lambda: self.reports.retriage_waiting())
+            retriage_waiting=lambda: self.reports.retriage_waiting(),
+            claim=lambda ids, ttl_ms: ledger.claim(ids, s.worker_id, ttl_ms))
         self.reports = ReportsHandler(s, admission, cases, feed, emitter, ledger, gate, sweeper.ready, app.conf.id)
         self.entitlements = intake = EntitlementIntake(
             admission, store, feed, emitter, gate, specs[ENTITLEMENTS].partitions,

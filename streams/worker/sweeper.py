@@ -1,6 +1,10 @@
 """The sweeper: what a worker does between records, one thing at a time, in this order.
 
-1. Dead letters of outage windows the feed could not admit are published.
+1. Dead letters of outage windows the feed could not admit are published, once per cluster:
+   every worker reads every window, so each claims a bad window's dead letter in Redis first
+   and only the claimant publishes it; a worker whose claim was refused looks again when that
+   claim expires (the claimant may have died before publishing; the ledger check then drops
+   what it did publish).
 2. After an assignment (of entitlement or report partitions), the catch-up: records other
    workers produced but never ledgered are ledgered (ledger.reconcile), and only then do the
    intakes decide anything of the new assignment (`ready`).
@@ -27,7 +31,7 @@ from typing import Awaitable, Callable
 from processors.model import OutageWindow
 
 from streams.decide.admit import Admission
-from streams.decide.outputs import Batch
+from streams.decide.outputs import Batch, DeadLetter
 from streams.worker.emitter import Emitter
 from streams.worker.feed import IncidentFeed
 from streams.worker.gate import Gate
@@ -39,6 +43,9 @@ log = logging.getLogger(__name__)
 
 SWEEP_CHUNK = 2000
 SWEEP_SLICE = 250       # entitlements decided between two turns of the event loop
+# How long a worker's claim on a feed dead letter keeps the others off it: far longer than a
+# produce and a ledger write take, short enough that a claimant that died is soon replaced.
+CLAIM_MS = 60_000
 
 
 class Sweeper:
@@ -46,7 +53,8 @@ class Sweeper:
                  gate: Gate, topic: str, pool: SweepPool | None,
                  reconcile: Callable[[int], Awaitable[int]],
                  catch_up_reports: Callable[[], Awaitable[int]],
-                 retriage_waiting: Callable[[], Awaitable[None]]):
+                 retriage_waiting: Callable[[], Awaitable[None]],
+                 claim: Callable[[list[str], int], Awaitable[set[str]]]):
         self.admission = admission
         self.store = store
         self.feed = feed
@@ -57,6 +65,8 @@ class Sweeper:
         self._reconcile = reconcile
         self._catch_up_reports = catch_up_reports
         self._retriage_waiting = retriage_waiting
+        self._claim = claim                    # (output ids, ttl ms) -> the ids this worker holds
+        self._unclaimed: list[DeadLetter] = []  # feed dead letters another worker had claimed
         self.wanted = asyncio.Event()          # wakes the loop
         self.ready = asyncio.Event()           # the catch-up after the last assignment is done
         self._sweep_due = False                # a full sweep is owed (not just dead letters)
@@ -91,10 +101,9 @@ class Sweeper:
         while True:
             await self.wanted.wait()
             self.wanted.clear()
-            dead = self.feed.take_dead()
+            dead = self._unclaimed + self.feed.take_dead()
             if dead:
-                async with self.gate.exclusive():
-                    await self.emitter.emit(Batch(dead=dead))
+                await self._feed_dead_letters(dead)
             if self._catch_up_due:
                 self._catch_up_due = False
                 async with self.gate.exclusive():
@@ -108,6 +117,17 @@ class Sweeper:
                 self._sweep_due = False
                 await self.sweep()
                 await self._retriage_waiting()
+
+    async def _feed_dead_letters(self, dead: list[DeadLetter]) -> None:
+        """Publish the dead letters of bad windows this worker claims; keep the others and look
+        again once their claims may have expired."""
+        mine = await retry_forever("dead-letter claim", lambda: self._claim([d.id for d in dead], CLAIM_MS))
+        self._unclaimed = [d for d in dead if d.id not in mine]
+        if self._unclaimed:
+            asyncio.get_running_loop().call_later(CLAIM_MS / 1000, self.wanted.set)
+        if mine:
+            async with self.gate.exclusive():
+                await self.emitter.emit(Batch(dead=[d for d in dead if d.id in mine]))
 
     async def sweep(self) -> int:
         """Re-decide every stored entitlement of the partitions this worker owns."""
