@@ -90,7 +90,7 @@ class Worker:
             catch_up_reports=lambda: self.reports.catch_up(),
             retriage_waiting=lambda: self.reports.retriage_waiting(),
             claim=lambda ids, ttl_ms: ledger.claim(ids, s.worker_id, ttl_ms))
-        self.reports = ReportsHandler(s, admission, cases, feed, emitter, ledger, gate, sweeper.ready, app.conf.id)
+        self.reports = ReportsHandler(s, admission, cases, feed, emitter, ledger, gate, sweeper.ready)
         self.entitlements = intake = EntitlementIntake(
             admission, store, feed, emitter, gate, specs[ENTITLEMENTS].partitions,
             on_assigned=sweeper.partitions_assigned, ready=sweeper.ready)

@@ -8,10 +8,14 @@ window arrives (the sweeper sends a re-triage request through makegood.retriage.
 co-partitioned with the reports, so the request reaches the agent that owns the entry).
 
 Catch-up on assignment: the input topic, not faust's offsets, is the truth. faust at_least_once
-can commit an offset whose event never finished (faust #606 and its relatives), so a worker
-that takes over report partitions re-reads them from the beginning up to the group's committed
-offsets and triages every report its reporter's entry has not seen. Ids already in the ledger
-are dropped by the emitter, so the repeated work is harmless.
+can commit an offset whose event never finished (faust #606 and its relatives), and a stream
+taking over partitions can start past events nobody processed (seen in the fault suite: a new
+owner's first batch began 15 records into partitions with no committed offset, and its commits
+then passed them). So a worker that is assigned report partitions re-reads them from the
+beginning up to their end offsets at that moment and triages every report its reporter's entry
+has not seen. The agent may triage some of the same reports meanwhile: a report its case
+already holds is a DUPLICATE, and ids already in the ledger are dropped by the emitter, so the
+repeated work is harmless.
 """
 from __future__ import annotations
 
@@ -39,7 +43,7 @@ log = logging.getLogger(__name__)
 
 class ReportsHandler:
     def __init__(self, settings: Settings, admission: Admission, cases: Cases, feed: IncidentFeed,
-                 emitter: Emitter, ledger: Ledger, gate: Gate, ready: Any, group: str):
+                 emitter: Emitter, ledger: Ledger, gate: Gate, ready: Any):
         self.settings = settings
         self.admission = admission
         self.codec = admission.codec
@@ -49,7 +53,6 @@ class ReportsHandler:
         self.ledger = ledger
         self.gate = gate
         self._ready = ready                   # the sweeper's catch-up after an assignment is done
-        self.group = group                    # the faust app's consumer group (committed offsets)
         self.owned: set[int] = set()          # report partitions this worker owns
         self.topic = settings.topic(REPORTS)
         self.retriage_topic = settings.topic(RETRIAGE)
@@ -145,13 +148,12 @@ class ReportsHandler:
     async def catch_up(self) -> int:
         """Triage every report of the owned partitions that its reporter's entry has not seen."""
         partitions = set(self.owned)
-        group, topic = self.group, self.topic
+        topic = self.topic
 
         def plan(reader: PartitionReader) -> list[Span]:
-            # only below the group's committed offsets: the agent consumes what lies above
-            # them anyway, and only committed events can have been skipped
-            bound = reader.committed(group, topic, sorted(partitions)) if partitions else {}
-            return [Span(p, 0, end) for p, end in sorted(bound.items())]
+            # up to the end, not the group's committed offsets: the agent can skip events above
+            # those too (module docstring)
+            return [span for span in reader.whole(topic) if span.partition in partitions]
 
         triaged = 0
         async for msgs in read_async(self.settings, topic, plan):
