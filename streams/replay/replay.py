@@ -34,7 +34,7 @@ from processors.model import (DamageReport, Decision, EntitlementState, Outcome,
                               RemedyAction, Source)
 from processors.policy import Policy
 from processors.reports import CaseState, locate_case, triage_report
-from processors.validate import validate_window
+from processors.validate import validate_key, validate_window
 from processors.windows import IncidentHistory
 
 from streams.wire.codec import Codec, DecodeError
@@ -176,7 +176,7 @@ class Replay:
 
     def _decode(self, schema: str, raw: Raw, events: Events | None) -> object | None:
         """The record, admitted as the worker admits it; None (listed in `events` if given) otherwise."""
-        got = self.admission.check(schema, raw.value)
+        got = self.admission.check(schema, raw.value, raw.key)
         if isinstance(got, Rejection):
             if events is not None:
                 events.skipped.append(Skipped(raw.partition, raw.offset, got.stage, got.reason))
@@ -206,9 +206,11 @@ class Replay:
                 if isinstance(valid, OutageWindow):
                     ev.incidents.add(valid.incident_id)
             try:
-                ev.windows.append(self.codec.decode_obj("outage_window", raw.value))
-            except DecodeError:
-                continue     # fold_histories validates each window under the policy it runs
+                window = self.codec.decode_obj("outage_window", raw.value)
+                validate_key(window, raw.key)
+            except (DecodeError, InvalidRecord):
+                continue
+            ev.windows.append(window)   # fold_histories validates it under the policy it runs
 
     def _latest_entitlements(self) -> list[tuple[EntitlementState, Source]]:
         real = self.real(ENTITLEMENTS)

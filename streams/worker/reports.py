@@ -76,7 +76,7 @@ class ReportsHandler:
                         batch.outcomes[Intake.RETRIAGE] += 1
                         new = []
                     else:
-                        report = self.admission.check("damage_report", ev.value)
+                        report = self.admission.check("damage_report", ev.value, ev.key)
                         if isinstance(report, Rejection):
                             batch.fail(DeadLetter.of(source, ev.key, ev.value, report))
                             continue
@@ -162,7 +162,7 @@ class ReportsHandler:
             async with self.gate.exclusive():
                 for m in msgs:
                     key = m.key or b""
-                    report = self.admission.valid("damage_report", m.value)
+                    report = self.admission.valid("damage_report", m.value, m.key)
                     if report is None:
                         continue
                     doc = self.cases.doc(key, m.partition, touched)
