@@ -13,7 +13,9 @@ What "current state" means per topic — read from the topics themselves, not fr
   worker's sweep does;
 - entitlement.states.v1 range: each record decided against every incident as the worker's agent
   does on arrival: skipped when older than the state the agent held for that key (earlier
-  records of the range's keys are read from the partition's start; tombstones delete);
+  records of the range's keys are read from the partition's start; tombstones delete), or when
+  a newer state or a tombstone of the key follows it, in the range or after it (the worker's
+  sweep decides an entitlement's latest state only, so a superseded one earns nothing);
 - damage.reports.v1 range: each reporter's cases rebuilt by folding that key's earlier reports
   (from the topic's start up to the range) through triage_report without emitting, then the
   range's reports triaged; "already covered" comes from the ledger's user index, as live.
@@ -233,6 +235,10 @@ class Replay:
         return [Span(s.partition, self.reader.watermarks(real, s.partition)[0], s.start)
                 for s in spans if len(s)]
 
+    def _after(self, real: str, spans: Sequence[Span]) -> list[Span]:
+        """From where the range ends to each partition's end."""
+        return [Span(s.partition, s.end, self.reader.watermarks(real, s.partition)[1]) for s in spans if len(s)]
+
     def _load_entitlements(self, ev: Events, spans: Sequence[Span]) -> None:
         """The range's states that the worker's agent would decide: not older than one it held."""
         real = self.real(ENTITLEMENTS)
@@ -249,11 +255,25 @@ class Replay:
         for raw in self.reader.read(real, self._before(real, spans), f"reading {ENTITLEMENTS} (earlier states)"):
             if (raw.key or b"") in keys:
                 self._hold(held, raw, self._decode("entitlement_state", raw, None) if raw.value else None)
+        latest: dict[bytes, tuple[EntitlementState, Source]] = {}
         for raw, ent in rng:
             if self._hold(held, raw, ent) and ent is not None:
-                ev.entitlements.append((ent, Source(real, raw.partition, raw.offset)))
+                self._supersede(latest, ent.entitlement_id.encode(), ev)
+                latest[ent.entitlement_id.encode()] = (ent, Source(real, raw.partition, raw.offset))
             elif ent is not None:
                 ev.notes["stale states"] += 1
+            else:                           # a tombstone
+                self._supersede(latest, raw.key or b"", ev)
+        for raw in self.reader.read(real, self._after(real, spans), f"reading {ENTITLEMENTS} (later states)"):
+            if (raw.key or b"") in latest and (raw.value is None or self._hold(
+                    held, raw, self._decode("entitlement_state", raw, None))):
+                self._supersede(latest, raw.key or b"", ev)
+        ev.entitlements.extend(sorted(latest.values(), key=lambda es: (es[1].partition, es[1].offset)))
+
+    @staticmethod
+    def _supersede(latest: dict[bytes, tuple[EntitlementState, Source]], key: bytes, ev: Events) -> None:
+        if latest.pop(key, None) is not None:
+            ev.notes["superseded states"] += 1
 
     @staticmethod
     def _hold(held: dict[bytes, int], raw: Raw, ent: object) -> bool:
