@@ -108,6 +108,21 @@ def _service(service: str, policy: Policy | None) -> None:
         raise InvalidRecord(f"unknown service {service!r}")
 
 
+# The field an input topic is keyed by (DESIGN §2), for the records whose key is checked.
+KEY_FIELDS = {OutageWindow: "incident_id", DamageReport: "reporter_id"}
+
+
+def validate_key(record: OutageWindow | DamageReport, key: bytes | None) -> None:
+    """Raise InvalidRecord unless `key`, the Kafka key the record was read with, is the
+    record's key field. The producer chose the key from the record; a value mangled after that
+    (a flipped bit inside an id that still looks valid) no longer says what its key says."""
+    name = KEY_FIELDS[type(record)]
+    if key is None:
+        raise InvalidRecord(f"the record has no key; it must be keyed by its {name}")
+    if key != getattr(record, name).encode():
+        raise InvalidRecord(f"the record's key is not its {name}")
+
+
 def validate_window(w: OutageWindow, policy: Policy | None = None) -> None:
     """Raise InvalidRecord unless `w` is a well-formed revision (services checked when policy given)."""
     _incident_id(w.incident_id)

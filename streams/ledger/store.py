@@ -11,6 +11,9 @@ Keys (under the settings' prefix, `mg:` by default):
                       ledger write. A worker that died in between leaves its entry; whoever takes
                       over reads the output topics from that time and ledgers what is already
                       there (catchup.reconcile_inflight), so those records are not produced twice.
+- `claim:<id>`        STRING worker_id, with an expiry: the worker that publishes an output every
+                      worker finds (the dead letter of a bad outage window: each worker reads
+                      every window). Claimed before the ledger check, so one worker publishes it.
 
 The ledger is written only after the broker acknowledged the records (see emitter.py), so an id
 in the ledger is always on its topic. It can be rebuilt from `remedy.actions.v1` (`rebuild`).
@@ -36,6 +39,10 @@ class Keys:
         self.user_prefix = f"{prefix}user:"
         self.outcomes_prefix = f"{prefix}outcomes:"
         self.inflight = f"{prefix}inflight"
+        self.claim_prefix = f"{prefix}claim:"
+
+    def claim(self, output_id: str) -> str:
+        return self.claim_prefix + output_id
 
     def user(self, user_id: str) -> str:
         return self.user_prefix + user_id
@@ -88,6 +95,24 @@ class Ledger:
             self._stage_outcomes(pipe, *outcomes)
         replies = await pipe.execute()
         return int(replies[1 if worker_id is not None else 0]) if ids else 0
+
+    async def claim(self, ids: Sequence[str], worker_id: str, ttl_ms: int) -> set[str]:
+        """Claim output ids for this worker (SET NX with an expiry) and return the ids it holds:
+        those it claimed now and those it already held. An id claimed by another worker is
+        theirs until their claim expires (they may die before publishing it)."""
+        ids = list(ids)
+        if not ids:
+            return set()
+        pipe = self.redis.pipeline(transaction=False)
+        for oid in ids:
+            pipe.set(self.keys.claim(oid), worker_id, nx=True, px=ttl_ms)
+        won = await pipe.execute()
+        held = {oid for oid, ok in zip(ids, won) if ok}
+        others = [oid for oid, ok in zip(ids, won) if not ok]
+        if others:
+            holders = await self.redis.mget([self.keys.claim(oid) for oid in others])
+            held.update(oid for oid, h in zip(others, holders) if h == worker_id.encode())
+        return held
 
     async def mark_inflight(self, worker_id: str, now_ms: int) -> None:
         """Before producing: keep the earliest time this worker has records not yet ledgered."""

@@ -13,7 +13,9 @@ What "current state" means per topic — read from the topics themselves, not fr
   worker's sweep does;
 - entitlement.states.v1 range: each record decided against every incident as the worker's agent
   does on arrival: skipped when older than the state the agent held for that key (earlier
-  records of the range's keys are read from the partition's start; tombstones delete);
+  records of the range's keys are read from the partition's start; tombstones delete), or when
+  a newer state or a tombstone of the key follows it, in the range or after it (the worker's
+  sweep decides an entitlement's latest state only, so a superseded one earns nothing);
 - damage.reports.v1 range: each reporter's cases rebuilt by folding that key's earlier reports
   (from the topic's start up to the range) through triage_report without emitting, then the
   range's reports triaged; "already covered" comes from the ledger's user index, as live.
@@ -34,7 +36,7 @@ from processors.model import (DamageReport, Decision, EntitlementState, Outcome,
                               RemedyAction, Source)
 from processors.policy import Policy
 from processors.reports import CaseState, locate_case, triage_report
-from processors.validate import validate_window
+from processors.validate import validate_key, validate_window
 from processors.windows import IncidentHistory
 
 from streams.wire.codec import DecodeError
@@ -177,7 +179,7 @@ class Replay:
 
     def _decode(self, schema: str, raw: Raw, events: Events | None) -> object | None:
         """The record, admitted as the worker admits it; None (listed in `events` if given) otherwise."""
-        got = self.admission.check(schema, raw.value)
+        got = self.admission.check(schema, raw.value, raw.key)
         if isinstance(got, Rejection):
             if events is not None:
                 events.skipped.append(Skipped(raw.partition, raw.offset, got.stage, got.reason))
@@ -207,9 +209,11 @@ class Replay:
                 if isinstance(valid, OutageWindow):
                     ev.incidents.add(valid.incident_id)
             try:
-                ev.windows.append(self.codec.decode_obj("outage_window", raw.value))
-            except DecodeError:
-                continue     # fold_histories validates each window under the policy it runs
+                window = self.codec.decode_obj("outage_window", raw.value)
+                validate_key(window, raw.key)
+            except (DecodeError, InvalidRecord):
+                continue
+            ev.windows.append(window)   # fold_histories validates it under the policy it runs
 
     def _latest_entitlements(self) -> list[tuple[EntitlementState, Source]]:
         real = self.real(ENTITLEMENTS)
@@ -232,6 +236,10 @@ class Replay:
         return [Span(s.partition, self.reader.watermarks(real, s.partition)[0], s.start)
                 for s in spans if len(s)]
 
+    def _after(self, real: str, spans: Sequence[Span]) -> list[Span]:
+        """From where the range ends to each partition's end."""
+        return [Span(s.partition, s.end, self.reader.watermarks(real, s.partition)[1]) for s in spans if len(s)]
+
     def _load_entitlements(self, ev: Events, spans: Sequence[Span]) -> None:
         """The range's states that the worker's agent would decide: not older than one it held."""
         real = self.real(ENTITLEMENTS)
@@ -248,11 +256,25 @@ class Replay:
         for raw in self.reader.read(real, self._before(real, spans), f"reading {ENTITLEMENTS} (earlier states)"):
             if (raw.key or b"") in keys:
                 self._hold(held, raw, self._decode("entitlement_state", raw, None) if raw.value else None)
+        latest: dict[bytes, tuple[EntitlementState, Source]] = {}
         for raw, ent in rng:
             if self._hold(held, raw, ent) and ent is not None:
-                ev.entitlements.append((ent, Source(real, raw.partition, raw.offset)))
+                self._supersede(latest, ent.entitlement_id.encode(), ev)
+                latest[ent.entitlement_id.encode()] = (ent, Source(real, raw.partition, raw.offset))
             elif ent is not None:
                 ev.notes["stale states"] += 1
+            else:                           # a tombstone
+                self._supersede(latest, raw.key or b"", ev)
+        for raw in self.reader.read(real, self._after(real, spans), f"reading {ENTITLEMENTS} (later states)"):
+            if (raw.key or b"") in latest and (raw.value is None or self._hold(
+                    held, raw, self._decode("entitlement_state", raw, None))):
+                self._supersede(latest, raw.key or b"", ev)
+        ev.entitlements.extend(sorted(latest.values(), key=lambda es: (es[1].partition, es[1].offset)))
+
+    @staticmethod
+    def _supersede(latest: dict[bytes, tuple[EntitlementState, Source]], key: bytes, ev: Events) -> None:
+        if latest.pop(key, None) is not None:
+            ev.notes["superseded states"] += 1
 
     @staticmethod
     def _hold(held: dict[bytes, int], raw: Raw, ent: object) -> bool:

@@ -91,7 +91,8 @@ class Worker:
             admission, store, feed, emitter, gate, s.topic(ENTITLEMENTS), self.sweep_pool,
             reconcile=lambda now_ms: reconcile_inflight(s, ledger, codec, now_ms),
             retriage_waiting=lambda: self.reports.retriage_waiting(),
-            fence=lambda: self.state_consumer.fence(store.owned), observer=observer, registry=registry)
+            fence=lambda: self.state_consumer.fence(store.owned), observer=observer, registry=registry,
+            claim=lambda ids, ttl_ms: ledger.claim(ids, s.worker_id, ttl_ms))
         self.entitlements = intake = EntitlementIntake(
             s, admission, store, feed, emitter, gate, specs[ENTITLEMENTS].partitions,
             on_assigned=sweeper.partitions_assigned, ready=sweeper.ready, observer=observer,

@@ -65,7 +65,7 @@ class IncidentFeed:
 
     def handle(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> OutageWindow | None:
         """The window if it is a new revision; None if it is old, or invalid (a dead letter)."""
-        window = self.admission.check("outage_window", value)
+        window = self.admission.check("outage_window", value, key)
         if isinstance(window, Rejection):
             self._dead.append(DeadLetter.of(Source(self.settings.topic(OUTAGES), partition, offset),
                                             key, value, window))

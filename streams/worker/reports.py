@@ -95,7 +95,7 @@ class ReportsHandler:
                         batch.outcomes[Intake.RETRIAGE] += 1
                         new = []
                     else:
-                        report = self.admission.check("damage_report", m.value())
+                        report = self.admission.check("damage_report", m.value(), m.key())
                         if isinstance(report, Rejection):
                             batch.fail(DeadLetter.of(source, m.key(), m.value(), report))
                             continue

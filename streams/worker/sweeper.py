@@ -1,6 +1,10 @@
 """The sweeper: what a worker does between records, one thing at a time, in this order.
 
-1. Dead letters of outage windows the feed could not admit are published.
+1. Dead letters of outage windows the feed could not admit are published, once per cluster:
+   every worker reads every window, so each claims a bad window's dead letter in Redis first
+   and only the claimant publishes it; a worker whose claim was refused looks again when that
+   claim expires (the claimant may have died before publishing; the ledger check then drops
+   what it did publish).
 2. After an assignment (of entitlement or report partitions), the catch-up: records other
    workers committed but never ledgered are ledgered (ledger.reconcile), and only then do the
    handlers decide anything of the new assignment (`ready`).
@@ -27,7 +31,7 @@ from typing import Awaitable, Callable
 from processors.model import OutageWindow
 
 from streams.decide.admit import Admission
-from streams.decide.outputs import Batch
+from streams.decide.outputs import Batch, DeadLetter
 from streams.errors import GroupFenced, RegistryUnavailable
 from streams.kafka.producer import Commit
 from streams.worker.emitter import Emitter
@@ -42,6 +46,9 @@ log = logging.getLogger(__name__)
 
 SWEEP_CHUNK = 2000
 SWEEP_SLICE = 250       # entitlements decided between two turns of the event loop
+# How long a worker's claim on a feed dead letter keeps the others off it: far longer than a
+# produce and a ledger write take, short enough that a claimant that died is soon replaced.
+CLAIM_MS = 60_000
 SWEEP_TXN = 8000        # entitlements whose outputs go in one transaction (a commit costs round
                         # trips to two coordinators; per 2,000-entitlement chunk it slowed sweeps)
 
@@ -52,7 +59,8 @@ class Sweeper:
                  reconcile: Callable[[int], Awaitable[int]],
                  retriage_waiting: Callable[[], Awaitable[None]],
                  fence: Callable[[], Commit], observer: Observer | None = None,
-                 registry: RegistryWait | None = None):
+                 registry: RegistryWait | None = None,
+                 claim: Callable[[list[str], int], Awaitable[set[str]]] | None = None):
         self.registry = registry or RegistryWait()
         self.observer = observer or Observer()   # sweep progress and time, reconciliation
         self.admission = admission
@@ -65,6 +73,8 @@ class Sweeper:
         self._reconcile = reconcile
         self._retriage_waiting = retriage_waiting
         self._fence = fence                    # the owned entitlement offsets (see emitter.emit)
+        self._claim = claim                    # (output ids, ttl ms) -> the ids this worker holds
+        self._unclaimed: list[DeadLetter] = []  # feed dead letters another worker had claimed
         self.wanted = asyncio.Event()          # wakes the loop
         self.ready = asyncio.Event()           # the catch-up after the last assignment is done
         self._sweep_due = False                # a full sweep is owed (not just dead letters)
@@ -105,10 +115,9 @@ class Sweeper:
         while True:
             await self.wanted.wait()
             self.wanted.clear()
-            dead = self.feed.take_dead()
+            dead = self._unclaimed + self.feed.take_dead()
             if dead:
-                async with self.gate.exclusive():
-                    await self.emitter.emit(Batch(dead=dead))
+                await self._feed_dead_letters(dead)
             if self._catch_up_due:
                 self._catch_up_due = False
                 async with self.gate.exclusive():
@@ -126,6 +135,21 @@ class Sweeper:
                     await self.registry.pause("the sweep", exc)
                     continue
                 await self._retriage_waiting()
+
+    async def _feed_dead_letters(self, dead: list[DeadLetter]) -> None:
+        """Publish the dead letters of bad windows this worker claims; keep the others and look
+        again once their claims may have expired."""
+        if self._claim is None:
+            mine = {d.id for d in dead}
+        else:
+            claim = self._claim
+            mine = await retry_forever("dead-letter claim", lambda: claim([d.id for d in dead], CLAIM_MS))
+        self._unclaimed = [d for d in dead if d.id not in mine]
+        if self._unclaimed:
+            asyncio.get_running_loop().call_later(CLAIM_MS / 1000, self.wanted.set)
+        if mine:
+            async with self.gate.exclusive():
+                await self.emitter.emit(Batch(dead=[d for d in dead if d.id in mine]))
 
     async def sweep(self) -> int:
         """Re-decide every stored entitlement of the partitions this worker owns."""

@@ -308,6 +308,24 @@ def test_a_stale_state_is_not_decided_even_when_it_would_earn_a_remedy(scenario)
     assert res.stdout == "" and "1 stale states" in res.stderr and "Would publish 0 records" in res.stderr
 
 
+def test_a_state_superseded_by_a_later_one_is_not_decided(scenario):
+    """A replay decides an entitlement's latest state, as the worker's sweep does: a state that
+    would earn a remedy but is followed by one that earns nothing (refunded) is not decided,
+    so replaying a range already processed issues nothing (found by the fault suite)."""
+    ent = next(e for e in kit.entitlements(400, seed=21) if e.service in ("kakaopage", "kakaotv", "melon"))
+    eligible = dataclasses.replace(ent, entitlement_id="e-superseded-1", status=EntitlementStatus.ACTIVE,
+                                   valid_from=kit.START - kit.DAY, valid_until=kit.START + 30 * kit.DAY,
+                                   updated_at=kit.START + 200 * kit.HOUR)
+    refunded = dataclasses.replace(eligible, status=EntitlementStatus.REFUNDED, updated_at=eligible.updated_at + 1)
+    pub = kit.Published()
+    kit.publish(scenario.settings, scenario.codec, "entitlement.states.v1", [eligible, refunded], pub)
+    (_, first), _ = pub.entitlements
+    span = f"{first.partition}:{first.offset}-{first.offset}"
+    res = scenario.cli("replay", "entitlement.states.v1", "--offsets", span, "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "" and "1 superseded states" in res.stderr and "Would publish 0 records" in res.stderr
+
+
 @pytest.mark.parametrize("args, says", [
     (("replay", "remedy.actions.v1", "--from", "0"), "cannot replay"),
     (("replay", "damage.reports.v1", "--from", "0", "--policy", str(POLICY)), "--dry-run"),

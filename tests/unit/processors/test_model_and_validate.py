@@ -14,7 +14,7 @@ from processors.model import (DamageReport, EntitlementState, IncidentStatus, No
                               OutageWindow, RemedyAction, ReviewCase, UserNotice, from_dict, to_dict)
 from processors.reports import triage_report
 from processors.entitlements import decide_entitlement
-from processors.validate import validate_entitlement, validate_report, validate_window
+from processors.validate import validate_entitlement, validate_key, validate_report, validate_window
 from processors.windows import IncidentHistory
 
 POLICY = reference()
@@ -210,3 +210,14 @@ def test_identifiers_the_project_uses_are_valid(incident_id):
     for bid in ("123-45-67890", "BRN-biz1", "000-00-00000"):
         validate_report(business(business_id=bid, report_id="rpt-0000001", reporter_id="u-5000001"), POLICY)
     validate_report(report(body="본문" * 25_000, title="제목" * 500), POLICY)
+
+
+def test_a_record_must_be_keyed_by_its_id():
+    validate_key(window(), b"INC-20221015-PANGYO")
+    validate_key(report(reporter_id="U-7"), b"U-7")
+    for record, key, name in [(window(incident_id="INC-20221015-PANGYN"), b"INC-20221015-PANGYO", "incident_id"),
+                              (report(reporter_id="U-6"), b"U-7", "reporter_id")]:
+        with pytest.raises(InvalidRecord, match=f"^the record's key is not its {name}$"):
+            validate_key(record, key)
+    with pytest.raises(InvalidRecord, match="no key"):
+        validate_key(window(), None)
