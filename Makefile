@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test unit setup stack down status bench clean
+.PHONY: help demo test unit faults setup stack down status bench clean
 
 help:  ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -20,6 +20,10 @@ test: setup  ## everything from scratch: venv, packages, Kafka jars, Redis, brok
 
 unit: setup  ## unit tests only (no Kafka, no Redis)
 	$(BIN)/python -m pytest tests/unit -q
+
+faults: setup  ## the whole fault suite (kills, pauses, broker and Redis restarts, rebuild, fuzz), one line per run
+	$(BIN)/makegood dev up
+	$(BIN)/python -m pytest tests/faults --faults -q
 
 bench: setup  ## benchmarks under bench/ on the local stack (long)
 	$(BIN)/pip install -q -e '.[bench]'

@@ -50,11 +50,11 @@ def _interrupt(signum: int, frame: Any) -> None:
 class Publisher:
     """Publishes the scenario's records and notes where each valid one landed (the oracle's input)."""
 
-    def __init__(self, settings: Settings, codec: Codec, inputs: Inputs):
+    def __init__(self, settings: Settings, codec: Codec, inputs: Inputs, **config: object):
         self.settings = settings
         self.codec = codec
         self.inputs = inputs
-        self.producer = Producer(settings, **{"linger.ms": 20, "batch.size": 512 * 1024})
+        self.producer = Producer(settings, **{"linger.ms": 20, "batch.size": 512 * 1024, **config})
 
     def records(self, logical: str, pairs: list[tuple[str, dict | None]]) -> None:
         topic = self.settings.topic(logical)
@@ -67,8 +67,9 @@ class Publisher:
             if record is not None:
                 target.append((record, Source(topic, partition, offset)))
 
-    def raw(self, items: list[tuple[str, bytes, bytes]]) -> None:
-        self._send([(self.settings.topic(logical), key, value, None) for logical, key, value in items])
+    def raw(self, items: list[tuple[str, bytes, bytes]]) -> list[tuple[int, int]]:
+        """Publish (logical topic, key, value) as they are; returns where each one landed."""
+        return self._send([(self.settings.topic(logical), key, value, None) for logical, key, value in items])
 
     def _send(self, out: list) -> list[tuple[int, int]]:
         try:

@@ -52,6 +52,11 @@ def settings(stack: Settings) -> Iterator[Settings]:
     create_topics(s, say=lambda _msg: None)
     yield s
     delete_namespace(s)
+    delete_redis_keys(s)
+
+
+def delete_redis_keys(s: Settings) -> None:
+    """Delete every Redis key under a (test) namespace."""
     r = redis_lib.Redis.from_url(s.redis_url)
     keys = list(r.scan_iter(f"{s.redis_prefix}*", count=1000))
     if keys:

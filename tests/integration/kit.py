@@ -1,17 +1,23 @@
 """Helpers for driving real `makegood worker` processes against the real broker and Redis."""
 from __future__ import annotations
 
+import json
 import random
 import signal
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from confluent_kafka import Producer
 
+from processors.batch import Evaluation
 from processors.model import (BillingChannel, DamageReport, EntitlementKind, EntitlementState,
                               EntitlementStatus, IncidentStatus, OutageWindow, RemedyAction,
                               ReportCategory, ReporterKind, Source, to_dict)
+from streams.decide.outputs import dead_letter_id
+from streams.kafka.reader import PartitionReader
+from streams.kafka.topics import ACTIONS, DEADLETTER, NOTICES, REVIEWS
 from streams.wire.codec import Codec
 from streams.dev.workers import WorkerPool
 from streams.settings import Settings
@@ -25,7 +31,12 @@ SERVICES = ["kakaotalk", "emoticon-plus", "melon", "kakaopage", "kakaowebtoon", 
 
 
 class Workers(WorkerPool):
-    """`makegood worker` subprocesses under one namespace (the demo's pool), plus test controls."""
+    """`makegood worker` subprocesses under one namespace (the demo's pool), plus test controls.
+    They use the broker and Redis of the pool's settings (a test's private ones, or the shared)."""
+
+    def start(self, n: int, env: dict[str, str] | None = None) -> None:
+        super().start(n, env={"MAKEGOOD_BOOTSTRAP": self.settings.bootstrap,
+                              "MAKEGOOD_REDIS_URL": self.settings.redis_url, **(env or {})})
 
     def kill(self, i: int, sig: int = signal.SIGKILL) -> None:
         self.procs[i].send_signal(sig)
@@ -99,8 +110,80 @@ def settle(settings: Settings, codec: Codec, expect: int, timeout: float = 180, 
 
 
 def as_rows(records: Iterable[Any]) -> set[str]:
-    import json
     return {json.dumps(to_dict(r), sort_keys=True) for r in records}
+
+
+# ------------------------------------------------------------------------------ tally
+
+OUTPUTS = {ACTIONS: ("remedy_action", "remedy_id"), REVIEWS: ("review_case", "review_id"),
+           NOTICES: ("user_notice", "notice_id")}
+
+
+@dataclass
+class Tally:
+    """The output topics, read committed (as billing reads them), against the batch evaluator.
+
+    missing: an id the evaluator (or a record owed a dead letter) has and no record carries;
+    wrong: a record whose fields differ from the evaluator's record of its id, or whose id the
+    evaluator does not have; duplicate: every record after the first with the same id
+    (remedy_id, review_id, notice_id, or the dead letter's source record)."""
+    missing: int = 0
+    wrong: int = 0
+    duplicate: int = 0
+    records: int = 0
+    problems: list[str] = field(default_factory=list)     # one line per record counted
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.wrong or self.duplicate)
+
+    def line(self, name: str, seconds: float) -> str:
+        return (f"{name}: {self.missing:,} missing, {self.wrong:,} wrong, {self.duplicate:,} duplicate "
+                f"({self.records:,} records, {seconds:.1f} s)")
+
+    @property
+    def examples(self) -> list[str]:
+        return self.problems[:6]
+
+    def _note(self, text: str) -> None:
+        self.problems.append(text)
+
+
+def tally(settings: Settings, codec: Codec, expected: Evaluation, dead: Iterable[Source] = ()) -> Tally:
+    """Read the four output topics to their end and count what differs from `expected` (and
+    from one dead letter per record of `dead`)."""
+    want: dict[str, dict[str, str | None]] = {
+        topic: {getattr(r, id_field): json.dumps(to_dict(r), sort_keys=True) for r in records}
+        for (topic, (_, id_field)), records in zip(OUTPUTS.items(), (expected.remedies, expected.reviews,
+                                                                     expected.notices))}
+    want[DEADLETTER] = {dead_letter_id(s): None for s in dead}
+    t = Tally()
+    with PartitionReader(settings, stall_s=30) as reader:
+        for logical, owed in want.items():
+            name = settings.topic(logical)
+            seen: Counter = Counter()
+            for raw in reader.read(name, reader.whole(name)):
+                t.records += 1
+                if logical == DEADLETTER:
+                    d = codec.decode("dead_letter", raw.value)
+                    oid, row = dead_letter_id(Source(d["source_topic"], d["source_partition"],
+                                                     d["source_offset"])), None
+                else:
+                    schema, id_field = OUTPUTS[logical]
+                    record = codec.decode_obj(schema, raw.value)
+                    oid, row = getattr(record, id_field), json.dumps(to_dict(record), sort_keys=True)
+                seen[oid] += 1
+                if oid not in owed or (row is not None and row != owed[oid]):
+                    t.wrong += 1
+                    t._note(f"wrong on {logical}: {row or oid}")
+            for oid, n in seen.items():
+                if n > 1:
+                    t.duplicate += n - 1
+                    t._note(f"{n} records of {oid} on {logical}")
+            for oid in sorted(set(owed) - set(seen)):
+                t.missing += 1
+                t._note(f"missing on {logical}: {owed[oid] or oid}")
+    return t
 
 
 # ------------------------------------------------------------------------------ scenarios
