@@ -32,7 +32,7 @@ from processors.model import Source
 from streams.decide.outputs import Batch, DeadLetter, Record, batch_outputs, encode_outputs
 from streams.errors import (GroupFenced, MakegoodError, PermanentProduceError, ProduceError, Stage,
                             TransactionFailed)
-from streams.kafka.producer import Commit, OutRecord, TransactionalProducer, describe
+from streams.kafka.producer import Commit, OutRecord, TransactionalProducer, describe, is_permanent
 from streams.kafka.topics import ACTIONS, DEADLETTER, NOTICES, REVIEWS, TOPIC_SCHEMAS
 from streams.ledger.store import Ledger, RemedyEntry
 from streams.settings import Settings
@@ -43,8 +43,6 @@ from streams.worker.retry import FIRST_DELAY_S, MAX_DELAY_S, retry_forever
 log = logging.getLogger(__name__)
 
 TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE})
-# What the rest of a failed transaction's records report: not their own fault, sent again.
-PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 PRODUCER_CONFIG = {"linger.ms": 1, "batch.size": 1 << 20, "queue.buffering.max.messages": 500_000,
                    "message.timeout.ms": 25_000}    # <= transaction.timeout.ms (kafka.producer)
 
@@ -174,7 +172,9 @@ class Emitter:
         """After a permanent failure: outputs the broker refused as too large are replaced by
         dead letters (the next attempt commits the rest); any other permanent error stops the
         worker, and so does a refused record that is not an output (the cases changelog)."""
-        refused = {i: err for i, err in exc.failures if err.code() not in PURGED}
+        # only the permanent failures are refusals: records that timed out or were purged with
+        # the failed transaction are simply sent again
+        refused = {i: err for i, err in exc.failures if is_permanent(err)}
         others = [err for i, err in refused.items() if err.code() not in TOO_LARGE or i >= len(fresh)]
         if others:
             self.on_refused(f"the cluster refuses makegood's output: {describe(others[0])}; check that "
