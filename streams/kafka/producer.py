@@ -230,7 +230,10 @@ class TransactionalProducer(Producer):
         """Produce `records` and commit `offsets` for the group, atomically; returns the seconds
         the records took to be acknowledged and the seconds the offsets and commit took."""
         loop = asyncio.get_running_loop()
-        self._p.begin_transaction()
+        # a producer the transaction coordinator fenced meanwhile (its last transaction timed
+        # out, e.g. across a broker restart) fails here: TransactionFailed(fatal), so the caller
+        # makes a new one instead of the error escaping unclassified
+        self._call("begin", self._p.begin_transaction)
         started = time.monotonic()
         try:
             await self.send_batch(records)
