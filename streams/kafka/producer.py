@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator, Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Producer as _Producer
@@ -24,6 +26,8 @@ from confluent_kafka import KafkaError, KafkaException, Producer as _Producer
 from streams.errors import (GroupFenced, PermanentProduceError, ProduceError, RetriableProduceError,
                             TransactionFailed)
 from streams.settings import Settings
+
+log = logging.getLogger(__name__)
 
 OutRecord = tuple[str, bytes | None, bytes | None, int | None]   # (topic, key, value, partition or None)
 Commit = tuple[Sequence[Any], Any]      # (TopicPartitions to commit, the consumer's group metadata)
@@ -205,6 +209,12 @@ GROUP_FENCED_CODES = frozenset({
     KafkaError.FENCED_INSTANCE_ID,
 })
 TXN_TIMEOUT_S = 30
+# librdkafka does not always honour the timeout of a transactional call: a request to a group
+# coordinator it cached before a broker restart can wait forever (librdkafka#5456, #5511: seen
+# here as send_offsets_to_transaction blocked for minutes after the local broker came back).
+# Past this, the call is taken as hung and the producer as lost: a new one with the same
+# transactional.id fences it, and the coordinator aborts what it left open.
+HUNG_S = TXN_TIMEOUT_S + 15
 
 
 class TransactionalProducer(Producer):
@@ -224,6 +234,11 @@ class TransactionalProducer(Producer):
         super().__init__(settings, **{"transactional.id": transactional_id,
                                       "transaction.timeout.ms": TXN_TIMEOUT_S * 1000, **config})
         self._p.init_transactions(TXN_TIMEOUT_S)
+        # the blocking transactional calls run here, one at a time: one that hangs holds this
+        # producer's thread only, never a thread of the event loop's shared pool
+        self._txn_thread = ThreadPoolExecutor(1, thread_name_prefix="txn")
+        self.hung_s = HUNG_S
+        self.hung = False
 
     async def transact(self, records: Sequence[OutRecord], offsets: Sequence[Any] = (),
                        group_metadata: Any = None) -> tuple[float, float]:
@@ -239,15 +254,30 @@ class TransactionalProducer(Producer):
             await self.send_batch(records)
             acked = time.monotonic()
             if offsets:
-                await loop.run_in_executor(None, self._call, "send offsets", lambda: self._p.send_offsets_to_transaction(
+                await self._bounded("send offsets", lambda: self._p.send_offsets_to_transaction(
                     list(offsets), group_metadata, TXN_TIMEOUT_S))
-            await loop.run_in_executor(None, self._call, "commit", lambda: self._p.commit_transaction(TXN_TIMEOUT_S))
+            await self._bounded("commit", lambda: self._p.commit_transaction(TXN_TIMEOUT_S))
             return acked - started, time.monotonic() - acked
         except BaseException as exc:
             fatal = isinstance(exc, TransactionFailed) and exc.fatal
             if not fatal:
-                await loop.run_in_executor(None, self._abort)
+                try:
+                    await self._bounded("abort", self._abort)
+                except TransactionFailed as hung:    # the abort hung: this producer is lost
+                    raise hung from exc
             raise
+
+    async def _bounded(self, what: str, op: Callable[[], None]) -> None:
+        """`_call(what, op)` on this producer's thread, waited for at most `hung_s` seconds;
+        past that: TransactionFailed(fatal), and this producer is not to be used again."""
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(loop.run_in_executor(self._txn_thread, self._call, what, op), self.hung_s)
+        except asyncio.TimeoutError:
+            self.hung = True
+            log.warning("transactional producer: %s had no answer within %.0f s although librdkafka was "
+                        "given %d s; replacing the producer", what, self.hung_s, TXN_TIMEOUT_S)
+            raise TransactionFailed(f"{what}: no answer within {self.hung_s:.0f} s", fatal=True) from None
 
     def _call(self, what: str, op: Callable[[], None]) -> None:
         """A transactional call, retried while librdkafka says it is retriable."""
@@ -257,7 +287,9 @@ class TransactionalProducer(Producer):
                 return
             except KafkaException as exc:
                 err = exc.args[0]
-                if err.fatal():
+                # _CONFLICT: an earlier call of this producer has not returned (it hung, see
+                # HUNG_S): nothing more can be done with it
+                if err.fatal() or err.code() == KafkaError._CONFLICT:
                     raise TransactionFailed(f"{what}: {describe(err)}", fatal=True) from None
                 if err.code() in GROUP_FENCED_CODES:
                     raise GroupFenced(f"{what}: {describe(err)}") from None
@@ -271,3 +303,8 @@ class TransactionalProducer(Producer):
             self._p.abort_transaction(TXN_TIMEOUT_S)
         except KafkaException:
             pass     # nothing to abort, or the producer is fenced: reset() follows
+
+    def close(self, timeout: float = 30) -> None:
+        # a hung call keeps its thread; the thread is abandoned, not waited for
+        self._txn_thread.shutdown(wait=False, cancel_futures=True)
+        super().close(timeout=0 if self.hung else timeout)

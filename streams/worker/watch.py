@@ -47,6 +47,16 @@ class KafkaProbe:
         self.admin = AdminClient(settings.kafka_config())
 
     def lags(self, held: dict[str, set[int]], feed_positions: dict[int, int]) -> Lags:
+        try:
+            return self._lags(held, feed_positions)
+        except TimeoutError:
+            # the broker answered metadata, yet a request had no answer: librdkafka can keep
+            # waiting on a coordinator it cached before a broker restart (librdkafka#5456,
+            # #5511), so the next probe asks through a new client
+            self.admin = AdminClient(self.settings.kafka_config())
+            raise
+
+    def _lags(self, held: dict[str, set[int]], feed_positions: dict[int, int]) -> Lags:
         s, t = self.settings, PROBE_TIMEOUT_S
         self.admin.list_topics(timeout=t)                       # raises when no broker answers
         wanted = {(logical, p) for logical, parts in held.items() for p in parts}
