@@ -41,7 +41,7 @@ def load_worker_policy(settings: Settings) -> Policy:
 def check_redis_url(settings: Settings) -> None:
     import redis.asyncio as aredis
     try:
-        aredis.Redis.from_url(settings.redis_url)
+        aredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     except ValueError:
         raise ConfigError(f"MAKEGOOD_REDIS_URL {settings.redis_display!r} is not a Redis URL "
                           "(redis://, rediss:// or unix://)") from None
