@@ -86,9 +86,9 @@ def admin_client(settings: Settings) -> AdminClient:
 def create_topics(settings: Settings, say: Callable[[str], None] = print) -> dict[str, TopicSpec]:
     """Create every declared topic under the settings' namespace; existing ones are left alone."""
     specs = load_topic_specs(settings.topics_file, settings.topic_profile)
-    admin = admin_client(settings)
+    from streams.kafka.access import list_topics
     try:
-        existing = set(admin.list_topics(timeout=15).topics)
+        admin, existing = list_topics(settings, timeout=15)
     except KafkaException as exc:
         raise TopicError(f"topics: cannot reach Kafka at {settings.bootstrap} ({_reason(exc)}); "
                          "check MAKEGOOD_BOOTSTRAP, MAKEGOOD_KAFKA_* and that a broker is up, "
