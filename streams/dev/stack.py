@@ -233,19 +233,25 @@ def install_redis(say: Callable[[str], None]) -> str:
 
 
 class RedisServer:
-    """A redis-server with AOF persistence in its own folder; the dev stack and tests use it."""
+    """A redis-server with AOF persistence in its own folder; the dev stack and tests use it.
 
-    def __init__(self, home: Path, port: int, tied: bool = False):
+    `server_args` adds redis-server options (an ACL file, a TLS port: `--port 0 --tls-port P`);
+    `client` is what `answers` connects with then (redis.Redis keyword arguments)."""
+
+    def __init__(self, home: Path, port: int, tied: bool = False, *, server_args: tuple[str, ...] = (),
+                 client: dict | None = None):
         self.home = home
         self.port = port
         self.tied = tied        # a test's private server: dies with the test process (_spawn)
+        self.server_args = server_args
+        self.client = client or {}
         self.pid_file = home / "redis.pid"
         self.log = home / "redis.log"
 
     def answers(self) -> bool:
         import redis
         try:
-            return bool(redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1).ping())
+            return bool(redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1, **self.client).ping())
         except Exception:
             return False
 
@@ -277,7 +283,7 @@ class RedisServer:
         argv = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.home),
                 "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
                 "--auto-aof-rewrite-min-size", "1gb",
-                "--daemonize", "no", "--protected-mode", "yes", "--logfile", str(self.log)]
+                "--daemonize", "no", "--protected-mode", "yes", "--logfile", str(self.log), *self.server_args]
         pid = _spawn(argv, self.home / "redis.out", self.home, self.tied)
         self.pid_file.write_text(str(pid))
         if not _wait(self.answers, 20, lambda: _alive(pid)):
