@@ -16,7 +16,19 @@ import time
 import faust
 
 from streams.settings import Settings
-from streams.kafka.topics import ENTITLEMENTS
+from streams.kafka.topics import ENTITLEMENTS, topic_profile
+
+
+def faust_credentials(s: Settings):
+    """The makegood client settings (MAKEGOOD_KAFKA_*) as faust credentials: TLS, SASL or none."""
+    sec = s.kafka_security
+    if sec.sasl:
+        kw = sec.aiokafka_kwargs()
+        return faust.SASLCredentials(username=kw["sasl_plain_username"], password=kw["sasl_plain_password"],
+                                     mechanism=sec.sasl_mechanism, ssl_context=kw.get("ssl_context"))
+    if sec.tls:
+        return faust.SSLCredentials(sec.ssl_context())
+    return None
 
 
 def main() -> None:
@@ -27,7 +39,8 @@ def main() -> None:
     a = ap.parse_args()
     s = Settings.from_env(namespace=a.namespace)
     app = faust.App(s.topic("bench.faust-floor"), broker=f"kafka://{s.bootstrap}", store="memory://",
-                    web_enabled=False, datadir=a.state_dir, topic_replication_factor=1,
+                    broker_credentials=faust_credentials(s), web_enabled=False, datadir=a.state_dir,
+                    topic_replication_factor=topic_profile(s.topics_file, s.topic_profile).replication,
                     processing_guarantee="at_least_once", consumer_auto_offset_reset="earliest",
                     broker_commit_every=2000, stream_buffer_maxsize=8192, autodiscover=False)
     topic = app.topic(s.topic(ENTITLEMENTS), key_type=bytes, value_type=bytes,

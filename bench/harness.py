@@ -60,7 +60,7 @@ class Namespace:
             delete_namespace(self.settings)
         except Exception as exc:  # noqa: BLE001 - cleanup must not hide the results
             say(f"  could not delete topics of {self.name}: {exc}")
-        r = redis.Redis.from_url(self.settings.redis_url)
+        r = redis.Redis.from_url(self.settings.redis_url, **self.settings.redis_kwargs())
         batch = []
         for key in r.scan_iter(match=self.settings.redis_prefix + "*", count=5000):
             batch.append(key)

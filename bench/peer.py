@@ -95,7 +95,9 @@ def build(settings: Settings, events: int, state_dir: str, clock: dict, timeout:
             clock["done"] = time.monotonic()     # all N, or as many as the time allowed
             app.stop()
 
+    security = settings.kafka_security.librdkafka()      # TLS / SASL like every makegood client
     app = Application(broker_address=settings.bootstrap, consumer_group=settings.topic("bench.quix"),
+                      consumer_extra_config=security, producer_extra_config=security,
                       auto_offset_reset="earliest", state_dir=state_dir, loglevel="WARNING",
                       on_message_processed=processed)
     states = app.topic(settings.topic(ENTITLEMENTS), key_deserializer="str",

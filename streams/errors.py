@@ -14,7 +14,7 @@ from processors.errors import InvalidRecord, MakegoodError, PolicyError
 
 __all__ = [
     "MakegoodError", "PolicyError", "InvalidRecord", "Stage",
-    "BrokerError", "TopicError", "ProduceError", "RetriableProduceError", "PermanentProduceError",
+    "BrokerError", "TopicError", "KafkaAccessError", "ProduceError", "RetriableProduceError", "PermanentProduceError",
     "GroupFenced", "TransactionFailed",
     "ReadError", "CodecError", "DecodeError", "EncodeError", "JsonRecordError", "LedgerError",
     "RegistryUnavailable", "SchemaIncompatible",
@@ -54,6 +54,11 @@ class BrokerError(MakegoodError):
 
 class TopicError(BrokerError):
     """Topic declarations or their creation on the broker."""
+
+
+class KafkaAccessError(BrokerError):
+    """The brokers answer but refuse this client: wrong credentials, a certificate that cannot
+    be verified. Waiting does not help; the line says which setting to fix."""
 
 
 class ProduceError(BrokerError):

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from streams.errors import ConfigError
+from streams.security import KafkaSecurity, RedisSecurity, read_secret, redact
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,6 +21,8 @@ NO_REGISTRY = ("none", "off")      # MAKEGOOD_SCHEMA_REGISTRY_URL=none: Avro sin
 DEFAULT_METRICS_PORT = 9400        # production; 0 picks a free port (tests, the demo, several local workers)
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# deploy/topics.yaml `profiles`: replication factor and min.insync.replicas per environment
+TOPIC_PROFILES = ("local", "production")
 _SECRET_QUERY_KEYS = {"password", "pass", "passwd", "token", "secret"}
 
 
@@ -78,6 +81,14 @@ class Settings:
     schema_registry_url: str = field(default=DEFAULT_SCHEMA_REGISTRY_URL, repr=False)
     # "user:password" for HTTP basic auth, read from MAKEGOOD_SCHEMA_REGISTRY_AUTH_FILE
     schema_registry_auth: str = field(default="", repr=False)
+    # CA bundle an https:// registry's certificate is checked against (MAKEGOOD_SCHEMA_REGISTRY_CA_FILE)
+    schema_registry_ca_file: Path | None = None
+    # TLS / SASL of every Kafka client, and Redis ACL user / TLS (streams/security.py): file
+    # paths only, the secrets are read when a client is configured
+    kafka_security: KafkaSecurity = KafkaSecurity()
+    redis_security: RedisSecurity = RedisSecurity()
+    # replication factor and min.insync.replicas of created topics (deploy/topics.yaml profiles)
+    topic_profile: str = "local"
     # Prefix for every topic, consumer group and Redis key: tests and demos use a fresh one so
     # they never see each other's records.
     namespace: str = ""
@@ -107,6 +118,15 @@ class Settings:
             values["schema_registry_url"] = "" if url.lower() in NO_REGISTRY else url.rstrip("/")
         if env.get("MAKEGOOD_SCHEMA_REGISTRY_AUTH_FILE"):
             values["schema_registry_auth"] = _secret_file(env, "MAKEGOOD_SCHEMA_REGISTRY_AUTH_FILE")
+        if env.get("MAKEGOOD_SCHEMA_REGISTRY_CA_FILE"):
+            values["schema_registry_ca_file"] = Path(env["MAKEGOOD_SCHEMA_REGISTRY_CA_FILE"].strip())
+            if not values["schema_registry_ca_file"].is_file():
+                raise ConfigError(f"MAKEGOOD_SCHEMA_REGISTRY_CA_FILE: {values['schema_registry_ca_file']} "
+                                  "is not a readable file")
+        values["kafka_security"] = KafkaSecurity.from_env(env)
+        values["redis_security"] = RedisSecurity.from_env(env)
+        if env.get("MAKEGOOD_TOPIC_PROFILE"):
+            values["topic_profile"] = _choice(env, "MAKEGOOD_TOPIC_PROFILE", TOPIC_PROFILES, str.lower)
         if env.get("MAKEGOOD_POLICY"):
             values["policy_path"] = Path(env["MAKEGOOD_POLICY"])
         if env.get("MAKEGOOD_NAMESPACE"):
@@ -161,6 +181,8 @@ class Settings:
         conf = {"url": self.schema_registry_url}
         if self.schema_registry_auth:
             conf["basic.auth.user.info"] = self.schema_registry_auth
+        if self.schema_registry_ca_file:
+            conf["ssl.ca.location"] = str(self.schema_registry_ca_file)
         return conf
 
     def subject(self, logical_topic: str) -> str:
@@ -191,7 +213,33 @@ class Settings:
         `client.id` is the worker id, so `kafka-consumer-groups --describe` names the worker
         that holds each partition."""
         return {"bootstrap.servers": self.bootstrap, "client.id": self.worker_id,
-                "logger": _rdkafka_logger(), **extra}
+                "logger": _rdkafka_logger(), **self.kafka_security.librdkafka(), **extra}
+
+    def redis_kwargs(self) -> dict:
+        """Keyword arguments for `redis.Redis.from_url(self.redis_url, ...)`: ACL user, password
+        (from its file), TLS CA and client certificate."""
+        return self.redis_security.client_kwargs(self.redis_url)
+
+    def secrets(self) -> list[str]:
+        """Every secret these settings can reach, for `redact` (never for printing)."""
+        url_passwords = [urlsplit(u).password for u in (self.redis_url, self.schema_registry_url) if u]
+        auth = self.schema_registry_auth.split(":", 1)[1:] if self.schema_registry_auth else []
+        return [s for s in (*self.kafka_security.secrets(), *self.redis_security.secrets(),
+                            *url_passwords, *auth) if s]
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret of these settings (and any URL password) replaced by ***."""
+        return redact(text, self.secrets())
+
+    def client_env(self) -> dict[str, str]:
+        """The MAKEGOOD_* variables that connect a child process (a worker) the way these
+        settings do: addresses and secret *file paths*, never a secret."""
+        env = {"MAKEGOOD_BOOTSTRAP": self.bootstrap, "MAKEGOOD_REDIS_URL": self.redis_url,
+               "MAKEGOOD_TOPIC_PROFILE": self.topic_profile,
+               **self.kafka_security.env(), **self.redis_security.env()}
+        if self.schema_registry_ca_file:
+            env["MAKEGOOD_SCHEMA_REGISTRY_CA_FILE"] = str(self.schema_registry_ca_file)
+        return env
 
     def producer_config(self, **extra: object) -> dict:
         """kafka_config for producers. murmur2 is the Java clients' (and Kafka's) partitioner, so
@@ -216,14 +264,7 @@ def _int(env: dict[str, str], name: str, low: int, high: int) -> int:
 
 def _secret_file(env: dict[str, str], name: str) -> str:
     """The first line of the file a `..._FILE` variable names; the value itself is never shown."""
-    path = env[name].strip()
-    try:
-        value = Path(path).read_text().strip().splitlines()
-    except OSError as exc:
-        raise ConfigError(f"{name}: cannot read {path} ({exc.strerror})") from None
-    if not value or not value[0].strip():
-        raise ConfigError(f"{name}: {path} is empty")
-    return value[0].strip()
+    return read_secret(Path(env[name].strip()), name)
 
 
 def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...], norm) -> str:

@@ -3,11 +3,13 @@
 Start with `makegood demo` (the reference incident end to end) or `makegood dev up`.
 Every command honours MAKEGOOD_BOOTSTRAP, MAKEGOOD_REDIS_URL, MAKEGOOD_SCHEMA_REGISTRY_URL
 (`none`: no registry), MAKEGOOD_SCHEMA_REGISTRY_AUTH_FILE, MAKEGOOD_POLICY and
-MAKEGOOD_NAMESPACE (a prefix for topics, consumer group and Redis keys)."""
+MAKEGOOD_NAMESPACE (a prefix for topics, consumer group and Redis keys), and the client security
+settings of streams/security.py (MAKEGOOD_KAFKA_*, MAKEGOOD_REDIS_USERNAME / _PASSWORD_FILE / _SSL_*)."""
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from processors.errors import MakegoodError
 
@@ -34,6 +36,17 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
     from streams.wire.framing import register_schemas
     create_topics(settings)
     register_schemas(settings)
+    if args.acls:
+        from streams.kafka.acls import create_acls, default_roles_file, load_roles
+        principals = {}
+        for item in args.principal or ():
+            role, sep, principal = item.partition("=")
+            if not sep or ":" not in principal:
+                print(f"makegood: --principal {item!r}: expected ROLE=User:name", file=sys.stderr)
+                return 2
+            principals[role] = principal
+        roles = load_roles(args.roles or default_roles_file(settings), settings.topics_file, principals)
+        create_acls(settings, roles)
     return 0
 
 
@@ -68,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev.set_defaults(func=_dev)
     topics = sub.add_parser("topics", help="create every topic of deploy/topics.yaml and register its schema (idempotent)")
     topics.add_argument("action", choices=["create"])
+    topics.add_argument("--acls", action="store_true",
+                        help="also create the ACLs of every role in the roles file (needs an admin principal)")
+    topics.add_argument("--roles", type=Path, help="roles file (default: deploy/acls.yaml)")
+    topics.add_argument("--principal", action="append", metavar="ROLE=User:NAME",
+                        help="grant a role to this principal instead of the roles file's (repeatable)")
     topics.set_defaults(func=_topics)
     schemas = sub.add_parser("schemas", help="check schemas/*.avsc against the schema registry before publishing")
     schemas.add_argument("action", choices=["check"])
@@ -89,12 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _redacted(text: str) -> str:
+    """An error line with every configured secret (and any URL password) replaced by ***."""
+    from streams.security import redact
+    try:
+        return Settings.from_env().redact(text)
+    except MakegoodError:
+        return redact(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args, Settings.from_env())
     except MakegoodError as exc:
-        print(f"makegood: {exc}", file=sys.stderr)
+        print(f"makegood: {_redacted(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

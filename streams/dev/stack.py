@@ -17,11 +17,13 @@ from typing import Callable
 
 from streams.dev.procs import ServiceStatus, _alive, _kill, _port_open, _read_pid, _spawn, _stop, _tail, _wait
 from streams.dev.registry import LocalRegistry
+from streams.dev.secure import LocalSecurity, secure_up
 from streams.settings import Settings
 from streams.errors import StackError
 
 KAFKA_PORT = 9092
 CONTROLLER_PORT = 9093
+SECURE_PORT = 9094         # SASL_SSL, ACLs enforced (streams/dev/secure.py)
 REDIS_PORT = 6390
 
 
@@ -31,19 +33,33 @@ class LocalKafka:
     """A single-node KRaft broker on loopback. `makegood dev up` runs the one on ports 9092/9093
     under .stack/kafka; a fault test runs a private one (its own free ports and home, `tied` to
     the test process) that it can kill -9 and start again on the same data. `settings.bootstrap`
-    names the broker clients use: this one when it is 127.0.0.1:<port>, else an external one."""
+    names the broker clients use: this one when it is 127.0.0.1:<port>, else an external one.
+    `secure_port` (None: none) is a SASL_SSL listener whose clients the roles' ACLs bind
+    (streams/dev/secure.py); the PLAINTEXT port stays open to everything on loopback."""
 
     def __init__(self, settings: Settings, *, port: int = KAFKA_PORT, controller_port: int = CONTROLLER_PORT,
-                 home: Path | None = None, tied: bool = False):
+                 secure_port: int | None = SECURE_PORT, home: Path | None = None, tied: bool = False):
         self.settings = settings
         self.port = port
         self.controller_port = controller_port
+        self.secure_port = secure_port
         self.tied = tied
         self.home = home or settings.state_dir / "kafka"
         self.pom = settings.root / "deploy" / "kafka" / "pom.xml"
         self.libs = settings.root / "deploy" / "kafka" / "target" / "libs"
         self.pid_file = self.home / "kafka.pid"
         self.log = self.home / "kafka.out"
+        self.security = LocalSecurity(self.home, self._role_users()) if secure_port else None
+
+    def _role_users(self) -> list[str]:
+        from streams.kafka.acls import default_roles_file, load_roles
+        return [r.user for r in load_roles(default_roles_file(self.settings)).values()]
+
+    def client(self, user: str, mechanism: str = "SCRAM-SHA-512") -> Settings:
+        """Settings that connect to the SASL_SSL listener as `user` (a role's user, or the admin)."""
+        if self.security is None:
+            raise StackError("kafka: this broker has no secured listener")
+        return self.security.client(self.settings, user, self.secure_port, mechanism)
 
     def ensure_jars(self, say: Callable[[str], None]) -> None:
         if any(self.libs.glob("kafka_2.13-*.jar")) and any(self.libs.glob("slf4j-reload4j-*.jar")):
@@ -65,15 +81,21 @@ class LocalKafka:
         data = self.home / "data"
         data.mkdir(parents=True, exist_ok=True)
         props = self.home / "server.properties"
+        secure = [] if self.security is None else [f"SASL_SSL://127.0.0.1:{self.secure_port}"]
+        if self.security is not None:
+            self.security.ensure()
+        props.touch(mode=0o600, exist_ok=True)
+        os.chmod(props, 0o600)       # with a secured listener it holds the keystore password
         props.write_text("\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            ",".join([f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                      f"CONTROLLER://127.0.0.1:{self.controller_port}", *secure]),
+            ",".join([f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}", *secure]),
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
             f"log.dirs={data}",
             "num.partitions=1",
             "auto.create.topics.enable=false",
@@ -83,6 +105,7 @@ class LocalKafka:
             "transaction.state.log.min.isr=1",
             "group.initial.rebalance.delay.ms=0",
             "log.cleaner.backoff.ms=5000",
+            *(self.security.server_properties(self.secure_port) if self.security else ()),
             "",
         ]))
         log4j = self.home / "log4j.properties"
@@ -137,6 +160,8 @@ class LocalKafka:
         pid = _read_pid(self.pid_file)
         if _alive(pid) and self.answers():
             say(f"kafka: already running (pid {pid}, 127.0.0.1:{self.port})")
+            if self.secured:
+                secure_up(self.settings, self.security, self.secure_port, say)
             return
         if not _alive(pid) and _port_open(self.port):
             if self.answers():
@@ -162,6 +187,14 @@ class LocalKafka:
             raise StackError("kafka: the broker did not come up. Last lines of its log:\n"
                              + _tail(self.home / "server.log") + "\n" + _tail(self.log, 10))
         say(f"kafka: up (pid {pid}, 127.0.0.1:{self.port}) in {time.monotonic() - t0:.1f} s")
+        if self.security is not None:
+            secure_up(self.settings, self.security, self.secure_port, say)
+
+    @property
+    def secured(self) -> bool:
+        """Whether this broker's SASL_SSL listener is configured and open."""
+        return (self.security is not None and self.security.ca.exists()
+                and _port_open(self.secure_port))
 
     def down(self, say: Callable[[str], None]) -> None:
         _stop(self.pid_file, "kafka", 60, say)
@@ -200,19 +233,25 @@ def install_redis(say: Callable[[str], None]) -> str:
 
 
 class RedisServer:
-    """A redis-server with AOF persistence in its own folder; the dev stack and tests use it."""
+    """A redis-server with AOF persistence in its own folder; the dev stack and tests use it.
 
-    def __init__(self, home: Path, port: int, tied: bool = False):
+    `server_args` adds redis-server options (an ACL file, a TLS port: `--port 0 --tls-port P`);
+    `client` is what `answers` connects with then (redis.Redis keyword arguments)."""
+
+    def __init__(self, home: Path, port: int, tied: bool = False, *, server_args: tuple[str, ...] = (),
+                 client: dict | None = None):
         self.home = home
         self.port = port
         self.tied = tied        # a test's private server: dies with the test process (_spawn)
+        self.server_args = server_args
+        self.client = client or {}
         self.pid_file = home / "redis.pid"
         self.log = home / "redis.log"
 
     def answers(self) -> bool:
         import redis
         try:
-            return bool(redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1).ping())
+            return bool(redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1, **self.client).ping())
         except Exception:
             return False
 
@@ -244,7 +283,7 @@ class RedisServer:
         argv = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.home),
                 "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
                 "--auto-aof-rewrite-min-size", "1gb",
-                "--daemonize", "no", "--protected-mode", "yes", "--logfile", str(self.log)]
+                "--daemonize", "no", "--protected-mode", "yes", "--logfile", str(self.log), *self.server_args]
         pid = _spawn(argv, self.home / "redis.out", self.home, self.tied)
         self.pid_file.write_text(str(pid))
         if not _wait(self.answers, 20, lambda: _alive(pid)):
@@ -270,9 +309,10 @@ class LocalRedis(RedisServer):
         if not self.settings.uses_local_redis:
             import redis
             try:
-                redis.Redis.from_url(self.settings.redis_url, socket_timeout=5).ping()
+                redis.Redis.from_url(self.settings.redis_url, **self.settings.redis_kwargs(), socket_timeout=5).ping()
             except Exception as exc:
-                raise StackError(f"redis: MAKEGOOD_REDIS_URL does not answer PING ({exc})") from None
+                raise StackError(f"redis: {self.settings.redis_address} (MAKEGOOD_REDIS_URL) does not answer PING "
+                                 f"({self.settings.redact(str(exc))})") from None
             say("redis: using external server (MAKEGOOD_REDIS_URL)")
             return
         super().up(say)

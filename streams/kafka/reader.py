@@ -58,7 +58,7 @@ class PartitionReader:
         self.progress = progress
         self.stall_s = stall_s
         self.consumer = Consumer(settings.kafka_config(**{
-            "group.id": f"makegood-reader-{uuid.uuid4().hex}", "enable.auto.commit": False,
+            "group.id": settings.group(f"reader-{uuid.uuid4().hex}"), "enable.auto.commit": False,
             "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
             "enable.partition.eof": True, "isolation.level": "read_committed",
             "fetch.wait.max.ms": 100, **config}))

@@ -43,13 +43,36 @@ class TopicSpec:
     config: Mapping[str, str]
 
 
-def load_topic_specs(path: Path) -> dict[str, TopicSpec]:
+@dataclass(frozen=True)
+class TopicProfile:
+    """How durable an environment's topics are (deploy/topics.yaml `profiles`)."""
+    name: str
+    replication: int
+    min_insync_replicas: int
+
+
+def topic_profile(path: Path, name: str = "local") -> TopicProfile:
     doc = yaml.safe_load(path.read_text())
-    replication = int(doc.get("defaults", {}).get("replication", 1))
+    profiles = doc.get("profiles") or {}
+    if name not in profiles:
+        raise TopicError(f"{path}: no topic profile {name!r} (MAKEGOOD_TOPIC_PROFILE); "
+                         f"declared: {', '.join(profiles) or 'none'}")
+    body = profiles[name]
+    profile = TopicProfile(name, int(body["replication"]), int(body["min.insync.replicas"]))
+    if not 1 <= profile.min_insync_replicas <= profile.replication:
+        raise TopicError(f"{path}: profile {name}: min.insync.replicas must be between 1 and the replication factor")
+    return profile
+
+
+def load_topic_specs(path: Path, profile: str = "local") -> dict[str, TopicSpec]:
+    """The declared topics, with the replication factor and min.insync.replicas of `profile`."""
+    doc = yaml.safe_load(path.read_text())
+    prof = topic_profile(path, profile)
     specs = {}
     for name, body in doc["topics"].items():
-        specs[name] = TopicSpec(name, int(body["partitions"]), int(body.get("replication", replication)),
-                                {k: str(v) for k, v in (body.get("config") or {}).items()})
+        config = {"min.insync.replicas": str(prof.min_insync_replicas),
+                  **{k: str(v) for k, v in (body.get("config") or {}).items()}}
+        specs[name] = TopicSpec(name, int(body["partitions"]), prof.replication, config)
     for co in (RETRIAGE, CASES):
         if specs[REPORTS].partitions != specs[co].partitions:
             raise TopicError(f"{path}: {co} must have as many partitions as {REPORTS}")
@@ -62,13 +85,14 @@ def admin_client(settings: Settings) -> AdminClient:
 
 def create_topics(settings: Settings, say: Callable[[str], None] = print) -> dict[str, TopicSpec]:
     """Create every declared topic under the settings' namespace; existing ones are left alone."""
-    specs = load_topic_specs(settings.topics_file)
-    admin = admin_client(settings)
+    specs = load_topic_specs(settings.topics_file, settings.topic_profile)
+    from streams.kafka.access import list_topics
     try:
-        existing = set(admin.list_topics(timeout=15).topics)
+        admin, existing = list_topics(settings, timeout=15)
     except KafkaException as exc:
         raise TopicError(f"topics: cannot reach Kafka at {settings.bootstrap} ({_reason(exc)}); "
-                         "check MAKEGOOD_BOOTSTRAP and that a broker is up, then run this again") from None
+                         "check MAKEGOOD_BOOTSTRAP, MAKEGOOD_KAFKA_* and that a broker is up, "
+                         "then run this again") from None
     wanted = [NewTopic(settings.topic(s.name), num_partitions=s.partitions,
                        replication_factor=s.replication, config=dict(s.config))
               for s in specs.values() if settings.topic(s.name) not in existing]

@@ -56,7 +56,7 @@ class Ledger:
 
     def __init__(self, settings: Settings):
         self.keys = Keys(settings.redis_prefix)
-        self.redis = aredis.Redis.from_url(settings.redis_url, socket_timeout=10,
+        self.redis = aredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs(), socket_timeout=10,
                                            socket_connect_timeout=5, health_check_interval=15)
 
     async def close(self) -> None:

@@ -75,9 +75,13 @@ class LibraryNoise(logging.Filter):
         return True
 
 
-def setup_logging(*, level: str, library_level: str, fmt: str, worker_id: str) -> LibraryNoise:
-    """The process's logging, configured once; returns the libraries' noise filter."""
+def setup_logging(*, level: str, library_level: str, fmt: str, worker_id: str,
+                  scrub: logging.Filter | None = None) -> LibraryNoise:
+    """The process's logging, configured once; returns the libraries' noise filter. `scrub`
+    (streams.security.RedactSecrets) sees every record first and takes secrets out of it."""
     handler = logging.StreamHandler(sys.stderr)
+    if scrub is not None:
+        handler.addFilter(scrub)
     handler.setFormatter(JsonFormatter(worker_id) if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     noise = LibraryNoise()
     handler.addFilter(noise)

@@ -39,6 +39,7 @@ from streams.ledger.reconcile import reconcile_inflight
 from streams.ops.health import Health
 from streams.ops.http import OpsServer
 from streams.ops.logs import LibraryNoise, setup_logging
+from streams.security import RedactSecrets
 from streams.ops.metrics import WorkerMetrics
 from streams.settings import Settings
 from streams.wire.framing import open_codec
@@ -190,11 +191,11 @@ def run_worker(settings: Settings, loglevel: str = "INFO") -> int:
     Returns an exit status when it cannot start; every such failure is one CRITICAL line that
     says what to do (worker.preflight), never a traceback."""
     noise = setup_logging(level=loglevel, library_level=settings.library_loglevel, fmt=settings.log_format,
-                          worker_id=settings.worker_id)
+                          worker_id=settings.worker_id, scrub=RedactSecrets(settings.secrets()))
     try:
         _run(settings, noise)
     except MakegoodError as exc:
-        log.critical("cannot start: %s", exc)
+        log.critical("cannot start: %s", settings.redact(str(exc)))
         return 1
     return 0
 
@@ -214,9 +215,10 @@ def _run(settings: Settings, noise: LibraryNoise) -> None:
     ns = s.namespace or "(none)"
     metrics.info.info({"version": _version(), "policy_version": policy.version, "namespace": ns,
                        "worker_id": s.worker_id})
-    log.info("worker %s starting: makegood %s, policy %s (%s), namespace %s, brokers %s, Redis %s, "
+    log.info("worker %s starting: makegood %s, policy %s (%s), namespace %s, brokers %s (%s), Redis %s, "
              "consumer groups %s (entitlements) and %s (reports), metrics http://%s:%d/metrics, "
              "sweep processes %d", s.worker_id, _version(), policy.version, s.policy_path, ns, s.bootstrap,
+             s.kafka_security.describe(),
              s.redis_display, s.entitlements_group, s.reports_group, s.metrics_host,
              server.port, s.sweep_processes)
     check_topics(s, wait_for_kafka(s, health))

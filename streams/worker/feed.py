@@ -118,7 +118,7 @@ class IncidentFeed:
 
     def _open(self, topic: str) -> Consumer:
         consumer = Consumer(self.settings.kafka_config(**{
-            "group.id": f"makegood-feed-{uuid.uuid4().hex}", "enable.auto.commit": False,
+            "group.id": self.settings.group(f"feed-{uuid.uuid4().hex}"), "enable.auto.commit": False,
             "enable.auto.offset.store": False, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100}))
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(self.partitions)])
         return consumer

@@ -3,6 +3,8 @@
 - The policy must load (a malformed one names file, rule and field) -> exit.
 - The Redis URL must be one (it is not connected to here: an unreachable Redis is an outage
   the worker waits out, not ready until it is back).
+- Kafka must accept the worker's credentials and certificate (else exit with the setting to
+  fix: waiting does not change a password).
 - Kafka must answer. A worker started while the brokers are away waits for them with backoff
   rather than exiting: brokers restart (rolling upgrades, a node lost), and a worker that waits
   comes up by itself as soon as they are back, where one that exits is restarted by its
@@ -22,7 +24,8 @@ from confluent_kafka import KafkaException
 from processors.policy import Policy, load_policy
 
 from streams.errors import ConfigError, StartupError
-from streams.kafka.topics import admin_client, load_topic_specs
+from streams.kafka.access import admin_with_errors, explain
+from streams.kafka.topics import load_topic_specs
 from streams.ops.health import Health, Outage
 from streams.settings import Settings
 
@@ -41,7 +44,7 @@ def load_worker_policy(settings: Settings) -> Policy:
 def check_redis_url(settings: Settings) -> None:
     import redis.asyncio as aredis
     try:
-        aredis.Redis.from_url(settings.redis_url)
+        aredis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     except ValueError:
         raise ConfigError(f"MAKEGOOD_REDIS_URL {settings.redis_display!r} is not a Redis URL "
                           "(redis://, rediss:// or unix://)") from None
@@ -50,7 +53,7 @@ def check_redis_url(settings: Settings) -> None:
 def wait_for_kafka(settings: Settings, health: Health, *, sleep: Callable[[float], None] = time.sleep,
                    give_up_after_s: float | None = None) -> set[str]:
     """The names of the cluster's topics, once a broker answers (waits with backoff until then)."""
-    admin = admin_client(settings)
+    admin, errors = admin_with_errors(settings)
     outage = Outage(f"Kafka unreachable at {settings.bootstrap}", log)
     wait = FIRST_WAIT_S
     started = time.monotonic()
@@ -62,6 +65,9 @@ def wait_for_kafka(settings: Settings, health: Health, *, sleep: Callable[[float
             health.set("kafka", True)
             return topics
         except KafkaException as exc:
+            refused = explain(settings, admin, errors)
+            if refused is not None:        # credentials or certificates: waiting will not fix them
+                raise StartupError(str(refused)) from None
             err = exc.args[0] if exc.args else exc
             reason = err.str() if hasattr(err, "str") else str(err)
             health.set("kafka", False, f"Kafka unreachable at {settings.bootstrap}")

@@ -57,7 +57,7 @@ def settings(stack: Settings) -> Iterator[Settings]:
 
 def delete_redis_keys(s: Settings) -> None:
     """Delete every Redis key under a (test) namespace."""
-    r = redis_lib.Redis.from_url(s.redis_url)
+    r = redis_lib.Redis.from_url(s.redis_url, **s.redis_kwargs())
     keys = list(r.scan_iter(f"{s.redis_prefix}*", count=1000))
     if keys:
         r.delete(*keys)
@@ -76,9 +76,9 @@ def read_topic(settings: Settings, logical: str, *, expect: int | None = None,
     `isolation.level=read_committed`): stops at `expect` records, or after
     `idle` seconds with nothing new once at least `expect` (or anything) has arrived, or at timeout."""
     import time
-    c = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"reader-{uuid.uuid4().hex}",
-                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                  "isolation.level": "read_committed"})     # what billing sees
+    c = Consumer(settings.kafka_config(**{
+        "group.id": settings.topic(f"billing.reader-{uuid.uuid4().hex}"), "enable.auto.commit": False,
+        "auto.offset.reset": "earliest", "isolation.level": "read_committed"}))     # what billing sees
     name = settings.topic(logical)
     md = c.list_topics(name, timeout=10).topics[name]
     c.assign([TopicPartition(name, p, 0) for p in md.partitions])

@@ -35,8 +35,7 @@ class Workers(WorkerPool):
     They use the broker and Redis of the pool's settings (a test's private ones, or the shared)."""
 
     def start(self, n: int, env: dict[str, str] | None = None) -> None:
-        super().start(n, env={"MAKEGOOD_BOOTSTRAP": self.settings.bootstrap,
-                              "MAKEGOOD_REDIS_URL": self.settings.redis_url, **(env or {})})
+        super().start(n, env={**self.settings.client_env(), **(env or {})})
 
     def kill(self, i: int, sig: int = signal.SIGKILL) -> None:
         self.procs[i].send_signal(sig)
@@ -69,7 +68,7 @@ class Published:
 
 def publish(settings: Settings, codec: Codec, logical: str, records: Iterable[Any],
             published: Published | None = None, raw: Iterable[tuple[bytes, bytes]] = ()) -> None:
-    p = Producer({"bootstrap.servers": settings.bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    p = Producer(settings.producer_config(**{"enable.idempotence": True, "linger.ms": 5}))
     topic = settings.topic(logical)
 
     def delivered(err, msg, record=None):
@@ -254,7 +253,7 @@ def wait_outcomes(settings: Settings, topic: str, total: int, timeout: float = 1
     """Wait until the workers recorded an outcome for `total` records of an input topic."""
     import redis as redis_lib
     from streams.ledger.store import Keys
-    r = redis_lib.Redis.from_url(settings.redis_url)
+    r = redis_lib.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     key = Keys(settings.redis_prefix).outcomes(topic)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
