@@ -88,7 +88,10 @@ def _time(value: int | None, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRecord(f"{name} is not an integer timestamp: {value!r}")
     if not MIN_TIME_MS <= value < MAX_TIME_MS:
-        raise InvalidRecord(f"{name} {value} is outside [2000-01-01, 2100-01-01)")
+        hint = ""
+        if MIN_TIME_MS // 1000 <= value < MAX_TIME_MS // 1000:   # a date of 1970 read as millis
+            hint = " (epoch seconds? timestamps are epoch milliseconds)"
+        raise InvalidRecord(f"{name} {value} is outside [2000-01-01, 2100-01-01){hint}")
 
 
 def _amount(value: int | None, name: str, limit: int) -> None:
