@@ -29,7 +29,7 @@ from streams.wire.codec import DecodeError
 from streams.wire.framing import CLI_OUTAGE_WAIT, open_codec
 from streams.wire.jsonio import JsonRecordError, JsonRecords
 from streams.settings import Settings
-from streams.kafka.topics import (ACTIONS, DEADLETTER, ENTITLEMENTS, INPUT_TOPICS, NOTICES, OUTAGES, REPORTS,
+from streams.kafka.topics import (ACTIONS, APPROVALS, DEADLETTER, ENTITLEMENTS, INPUT_TOPICS, NOTICES, OUTAGES, REPORTS,
                                   REVIEWS, TOPIC_SCHEMAS)
 from streams.errors import CommandError, ProduceError, PublishError
 from streams.kafka.producer import Producer, describe
@@ -99,6 +99,8 @@ class LineResult:
 def input_topic(topic: str) -> str:
     """The schema stem of an input topic; any other topic is one line saying who writes it."""
     schema = schema_for(topic)
+    if topic == APPROVALS:
+        raise CommandError(f"{topic} is written by `makegood incident approve`, not published by hand")
     if topic not in INPUT_TOPICS:
         raise CommandError(f"{topic} is written by the makegood workers, not published by hand; "
                            f"publish writes only the input topics: {', '.join(INPUT_TOPICS)}")
