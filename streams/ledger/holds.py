@@ -56,12 +56,21 @@ class HoldState:
         return self.totals.get(incident_id, {}).get(revision)
 
 
-def read_holds(settings: Settings, admission: Admission, *, policy: Policy | None = None) -> HoldState:
-    """Every incident, approval and frozen cost there is now (under `policy`'s limits, by default
-    the admission's)."""
-    state = HoldState((policy or admission.policy).approval)
+def gated(settings: Settings, admission: Admission, raw: dict[str, IncidentHistory]
+          ) -> tuple[dict[str, IncidentHistory], dict[str, IncidentHistory], set[str]]:
+    """For histories read elsewhere (the replay): (every incident, the released prefixes, the
+    incidents with something held), under the admission's policy."""
+    state = read_holds(settings, admission, raw=raw)
+    return state.raw, state.effective(), state.held()
+
+
+def read_holds(settings: Settings, admission: Admission, *, policy: Policy | None = None,
+               raw: dict[str, IncidentHistory] | None = None) -> HoldState:
+    """Every incident (unless given as `raw`), approval and frozen cost there is now (under
+    `policy`'s limits, by default the admission's)."""
+    state = HoldState((policy or admission.policy).approval, raw=dict(raw or {}))
     with PartitionReader(settings) as reader:
-        for logical in (OUTAGES, APPROVALS):
+        for logical in (OUTAGES, APPROVALS) if raw is None else (APPROVALS,):
             real = settings.topic(logical)
             for raw in reader.read(real, reader.whole(real)):
                 schema = "outage_window" if logical == OUTAGES else "incident_approval"
