@@ -88,6 +88,8 @@ def test_over_limit_revision_waits_for_approval_then_issues_once(settings, codec
     assert by_rev[3]["cost"]["remedies"] > 50
     text = cli(settings, policy_file, "incident", "pending")
     assert "revision 2: HELD" in text.stdout and "release it: makegood incident approve" in text.stdout
+    report = cli(settings, policy_file, "report", kit.INCIDENT)
+    assert "revision 2: HELD, nothing issued; would issue" in report.stdout, report.stdout + report.stderr
     kit.wait_outcomes(settings, "damage.reports.v1", len(business))
     time.sleep(3)
     for topic in ("remedy.actions.v1", "remedy.notices.v1", "remedy.reviews.v1"):
@@ -111,6 +113,9 @@ def test_over_limit_revision_waits_for_approval_then_issues_once(settings, codec
     got = kit.settle(settings, codec, len(expected.remedies), workers=workers)
     assert kit.as_rows(codec.decode_obj("remedy_action", m.value()) for m in got) == kit.as_rows(expected.remedies)
 
+    report = cli(settings, policy_file, "report", kit.INCIDENT, "--json")
+    section = json.loads(report.stdout)["approval"]
+    assert section["held"] == [] and [a["approved_by"] for a in section["approved"]] == ["sre-1"]
     # approving twice is refused; a duplicate record on the topic, and a restarted worker, pay nobody twice
     again = cli(settings, policy_file, "incident", "approve", kit.INCIDENT, "--revision", "3", "--by", "sre-2")
     assert again.returncode == 1 and "already approved" in again.stderr
