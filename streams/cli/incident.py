@@ -10,23 +10,15 @@ a revision that is not held, one still being counted, and one already approved.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import sys
 import time
 from typing import Any
 
 from processors.approval import Hold
-from processors.errors import InvalidRecord
-from processors.model import IncidentApproval
 from processors.policy import load_policy
-from processors.validate import validate_approval
 
 from streams.decide.admit import Admission
-from streams.errors import CommandError, ProduceError
-from streams.kafka.producer import Producer
-from streams.kafka.topics import APPROVALS
-from streams.ledger.holds import HoldState, read_holds
+from streams.ledger.holds import HoldState, read_holds, write_approval
 from streams.settings import Settings
 from streams.wire.framing import CLI_OUTAGE_WAIT, open_codec
 
@@ -34,10 +26,6 @@ from streams.wire.framing import CLI_OUTAGE_WAIT, open_codec
 def _state(settings: Settings) -> tuple[Admission, HoldState]:
     admission = Admission(open_codec(settings, outage_wait=CLI_OUTAGE_WAIT), load_policy(str(settings.policy_path)))
     return admission, read_holds(settings, admission)
-
-
-def _iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def hold_json(h: Hold) -> dict:
@@ -79,50 +67,11 @@ def pending(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def check_approval(state: HoldState, incident_id: str, revision: int) -> Hold:
-    """The hold an approval of (incident, revision) releases, or CommandError saying why not."""
-    history = state.raw.get(incident_id)
-    if history is None:
-        raise CommandError(f"unknown incident {incident_id}: no outage window names it")
-    revisions = [w.revision for w in history.revisions]
-    if revision not in revisions:
-        raise CommandError(f"incident {incident_id} has no revision {revision} "
-                           f"(its revisions: {', '.join(map(str, revisions))})")
-    done = [a for a in state.records.get(incident_id, []) if a.revision >= revision and a.revision in revisions]
-    if done:
-        raise CommandError(f"revision {revision} of {incident_id} is already approved (revision {done[0].revision} "
-                           f"by {done[0].approved_by} at {_iso(done[0].approved_at)}); nothing to do")
-    hold = next((h for h in state.pending(incident_id) if h.revision == revision), None)
-    if hold is None:
-        raise CommandError(f"revision {revision} of {incident_id} is not held (it is within the approval limits); "
-                           "nothing to approve")
-    if hold.cost is None:
-        raise CommandError(f"revision {revision} of {incident_id} is still being counted by the workers; "
-                           "approve it once `makegood incident pending` shows its cost")
-    return hold
-
-
 def approve(args: argparse.Namespace, settings: Settings) -> int:
     admission, state = _state(settings)
-    hold = check_approval(state, args.incident, args.revision)
+    hold, record = write_approval(settings, admission, state, args.incident, args.revision, args.by,
+                                  int(time.time() * 1000))
     assert hold.cost is not None
-    record = IncidentApproval(args.incident, args.revision, args.by, int(time.time() * 1000),
-                              admission.policy.version, hold.cost.remedies, hold.cost.won)
-    try:
-        validate_approval(record)
-    except InvalidRecord as exc:
-        raise CommandError(f"--by: {exc.reason}") from None
-    topic = settings.topic(APPROVALS)
-    producer = Producer(settings)
-    try:
-        if topic not in producer.list_topics(timeout=10).topics:
-            raise CommandError(f"topic {topic} does not exist on {settings.bootstrap}; run `makegood topics create`")
-        producer.send_batch_sync([(topic, args.incident.encode(),
-                                   admission.codec.encode_obj("incident_approval", record), None)], 35)
-    except ProduceError as exc:
-        raise CommandError(f"the approval was not written to {topic}: {exc}") from None
-    finally:
-        producer.close(10)
     first = state.released(args.incident)
     first_rev = state.raw[args.incident].revisions[first].revision
     span = f"revision {args.revision}" if first_rev == args.revision else f"revisions {first_rev}-{args.revision}"

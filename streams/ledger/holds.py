@@ -9,15 +9,20 @@ workers run (processors.approval).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from dataclasses import dataclass, field
 
 from processors.approval import Cost, Hold, effective, holds, needs_estimate, released
+from processors.errors import InvalidRecord
 from processors.limits import Limits
 from processors.model import IncidentApproval, OutageWindow
 from processors.policy import Policy
+from processors.validate import validate_approval
 from processors.windows import IncidentHistory
 
 from streams.decide.admit import Admission, Rejection
+from streams.errors import CommandError, ProduceError
+from streams.kafka.producer import Producer
 from streams.kafka.reader import PartitionReader
 from streams.kafka.topics import APPROVALS, ENTITLEMENTS, OUTAGES, load_topic_specs
 from streams.ledger.estimates import Estimates
@@ -99,3 +104,55 @@ async def _totals(settings: Settings, partitions: int, wanted: list[tuple[str, i
         return await Estimates(ledger, settings.redis_prefix, partitions).totals(wanted)
     finally:
         await ledger.close()
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def check_approval(state: HoldState, incident_id: str, revision: int) -> Hold:
+    """The hold an approval of (incident, revision) releases, or CommandError saying why not."""
+    history = state.raw.get(incident_id)
+    if history is None:
+        raise CommandError(f"unknown incident {incident_id}: no outage window names it")
+    revisions = [w.revision for w in history.revisions]
+    if revision not in revisions:
+        raise CommandError(f"incident {incident_id} has no revision {revision} "
+                           f"(its revisions: {', '.join(map(str, revisions))})")
+    done = [a for a in state.records.get(incident_id, []) if a.revision >= revision and a.revision in revisions]
+    if done:
+        raise CommandError(f"revision {revision} of {incident_id} is already approved (revision {done[0].revision} "
+                           f"by {done[0].approved_by} at {_iso(done[0].approved_at)}); nothing to do")
+    hold = next((h for h in state.pending(incident_id) if h.revision == revision), None)
+    if hold is None:
+        raise CommandError(f"revision {revision} of {incident_id} is not held (it is within the approval limits); "
+                           "nothing to approve")
+    if hold.cost is None:
+        raise CommandError(f"revision {revision} of {incident_id} is still being counted by the workers; "
+                           "approve it once `makegood incident pending` shows its cost")
+    return hold
+
+
+def write_approval(settings: Settings, admission: Admission, state: HoldState, incident_id: str, revision: int,
+                   approved_by: str, now_ms: int) -> tuple[Hold, IncidentApproval]:
+    """Check the approval against `state` and write it to makegood.approvals.v1 (acknowledged)."""
+    hold = check_approval(state, incident_id, revision)
+    assert hold.cost is not None
+    record = IncidentApproval(incident_id, revision, approved_by, now_ms, admission.policy.version,
+                              hold.cost.remedies, hold.cost.won)
+    try:
+        validate_approval(record)
+    except InvalidRecord as exc:
+        raise CommandError(f"--by: {exc.reason}") from None
+    topic = settings.topic(APPROVALS)
+    producer = Producer(settings)
+    try:
+        if topic not in producer.list_topics(timeout=10).topics:
+            raise CommandError(f"topic {topic} does not exist on {settings.bootstrap}; run `makegood topics create`")
+        producer.send_batch_sync([(topic, incident_id.encode(),
+                                   admission.codec.encode_obj("incident_approval", record), None)], 35)
+    except ProduceError as exc:
+        raise CommandError(f"the approval was not written to {topic}: {exc}") from None
+    finally:
+        producer.close(10)
+    return hold, record
