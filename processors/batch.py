@@ -20,12 +20,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from processors.approval import Cost, Hold, effective, estimate, holds, needs_estimate, report_incidents
 from processors.entitlements import decide_entitlement
 from processors.errors import InvalidRecord
 from processors.model import (
     Outcome,
     DamageReport,
     EntitlementState,
+    IncidentApproval,
     OutageWindow,
     RemedyAction,
     ReviewCase,
@@ -35,7 +37,7 @@ from processors.model import (
 from processors.policy import Policy
 from processors.ids import case_id
 from processors.reports import CaseState, match_incident, triage_report
-from processors.validate import validate_entitlement, validate_report, validate_window
+from processors.validate import validate_approval, validate_entitlement, validate_report, validate_window
 from processors.windows import IncidentHistory
 
 
@@ -55,6 +57,7 @@ class Evaluation:
     pending: tuple[str, ...]  # report ids not final: unmatched, incident OPEN, or outside intake so far
     invalid: tuple[Invalid, ...]
     counts: dict[str, int] = field(default_factory=dict)  # decisions by outcome name
+    holds: tuple[Hold, ...] = ()  # revisions the approval limits hold (processors.approval)
 
 
 def _src_key(s: Source) -> tuple[str, int, int]:
@@ -76,8 +79,12 @@ def evaluate(
     windows: Iterable[tuple[OutageWindow, Source]],
     entitlements: Iterable[tuple[EntitlementState, Source]],
     reports: Iterable[tuple[DamageReport, Source]],
+    approvals: Iterable[tuple[IncidentApproval, Source]] = (),
 ) -> Evaluation:
-    """All remedies, reviews and notices the inputs earn under `policy`."""
+    """All remedies, reviews and notices the inputs earn under `policy`. With approval limits,
+    an incident is decided against its released revisions only (processors.approval): each
+    revision's cost is estimated over every entitlement's latest state, and `approvals` release
+    what is over the limits."""
     invalid: list[Invalid] = []
     counts: Counter[str] = Counter()
 
@@ -98,6 +105,10 @@ def evaluate(
             held[0].updated_at, held[1].offset, _src_key(held[1])
         ):
             latest[e.entitlement_id] = (e, s)
+
+    raw_incidents = incidents
+    incidents, on_hold = _gate(policy, incidents, latest, approvals, invalid)
+    held_ids = {h.incident_id for h in on_hold}
 
     remedies: dict[str, RemedyAction] = {}
     reviews: dict[str, ReviewCase] = {}
@@ -123,12 +134,17 @@ def evaluate(
     pending: list[str] = []
     for r, s in sorted(unique.values(), key=lambda rs: (rs[0].reporter_id, rs[0].submitted_at,
                                                        rs[0].report_id)):
-        matched = match_incident(incidents, r)
+        against = report_incidents(raw_incidents, held_ids, r)
+        if against is None:             # about a held revision: waits with it, says nothing yet
+            counts[Outcome.PENDING] += 1
+            pending.append(r.report_id)
+            continue
+        matched = match_incident(against, r)
         case, covered = None, []
         if matched is not None and matched.incident_id is not None:
             case = cases.get(case_id(matched.incident_id, r.reporter_id, r.business_id))
             covered = issued_to.get((r.reporter_id, matched.incident_id), [])
-        decision, case = triage_report(policy, incidents, r, s, case, covered)
+        decision, case = triage_report(policy, against, r, s, case, covered)
         counts[decision.outcome] += 1
         if decision.outcome is Outcome.PENDING:
             pending.append(r.report_id)
@@ -146,4 +162,28 @@ def evaluate(
         pending=tuple(sorted(pending)),
         invalid=tuple(sorted(invalid, key=lambda i: (_src_key(i.source), i.reason))),
         counts=dict(sorted(counts.items())),
+        holds=tuple(on_hold),
     )
+
+
+def _gate(policy: Policy, incidents: dict[str, IncidentHistory],
+          latest: dict[str, tuple[EntitlementState, Source]],
+          approvals: Iterable[tuple[IncidentApproval, Source]], invalid: list[Invalid],
+          ) -> tuple[dict[str, IncidentHistory], list[Hold]]:
+    """The released prefix of every incident, and the revisions held."""
+    approved: dict[str, dict[int, Cost]] = defaultdict(dict)
+    for a, _ in _valid(approvals, validate_approval, invalid):
+        approved[a.incident_id][a.revision] = Cost(a.remedies, a.amount_krw)
+    if policy.approval is None:
+        return incidents, []
+    states = [latest[k] for k in sorted(latest)]
+    gated: dict[str, IncidentHistory] = {}
+    held: list[Hold] = []
+    for incident_id, history in incidents.items():
+        totals = {w.revision: estimate(policy, history, w.revision, states)
+                  for w in history.revisions if needs_estimate(history, w.revision)}
+        released = effective(history, totals, approved[incident_id], policy.approval)
+        held += holds(history, totals, approved[incident_id], policy.approval)
+        if released.revisions:
+            gated[incident_id] = released
+    return gated, held

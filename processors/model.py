@@ -206,6 +206,20 @@ class UserNotice:
     source: Source
 
 
+@dataclass(frozen=True, slots=True)
+class IncidentApproval:
+    """An operator's release of an incident revision the policy's approval limits hold
+    (processors.approval); `remedies` and `amount_krw` are the cost the operator saw."""
+
+    incident_id: str
+    revision: int
+    approved_by: str
+    approved_at: int  # epoch ms
+    policy_version: str
+    remedies: int
+    amount_krw: int
+
+
 class Outcome(enum.StrEnum):
     """How a processor call ended, counted per input topic as a recorded no-op or a result."""
     NO_RULE = "no-rule"

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from processors.errors import PolicyError
+from processors.limits import Limits, parse_limits
 from processors.model import Action, BillingChannel, EntitlementKind, ReportCategory
 from processors.windows import HOUR_MS
 
@@ -117,6 +118,7 @@ class Policy:
     rules: tuple[Rule, ...]
     reports: ReportPolicy
     origin: str = "<policy>"
+    approval: Limits | None = None  # None: nothing is held (processors.approval)
     _index: Mapping[_Key, tuple[Rule, ...]] = field(default_factory=dict, repr=False)
 
     def rules_for(
@@ -129,7 +131,7 @@ class Policy:
 # ---------------------------------------------------------------------------- parsing
 
 _DURATION = re.compile(r"^([1-9][0-9]*)([hd])$")
-_TOP_KEYS = {"version", "services", "on_retract", "intake", "rules", "reports"}
+_TOP_KEYS = {"version", "services", "on_retract", "intake", "rules", "reports", "approval"}
 _RULE_KEYS = {"id", "services", "kinds", "channels", "incidents", "eligible", "remedy"}
 _REPORT_KEYS = {"business", "individual"}
 _BUSINESS_KEYS = {"rule", "tiers"}
@@ -241,6 +243,7 @@ def parse_policy(mapping: Mapping[str, Any], origin: str) -> Policy:
         rules=rules,
         reports=reports,
         origin=origin,
+        approval=parse_limits(top.get("approval"), ctx.fail),
         _index=_build_index(rules, services, origin),
     )
 

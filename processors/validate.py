@@ -30,6 +30,7 @@ from processors.errors import InvalidRecord
 from processors.model import (
     DamageReport,
     EntitlementState,
+    IncidentApproval,
     IncidentStatus,
     OutageWindow,
     ReporterKind,
@@ -88,7 +89,10 @@ def _time(value: int | None, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRecord(f"{name} is not an integer timestamp: {value!r}")
     if not MIN_TIME_MS <= value < MAX_TIME_MS:
-        raise InvalidRecord(f"{name} {value} is outside [2000-01-01, 2100-01-01)")
+        hint = ""
+        if MIN_TIME_MS // 1000 <= value < MAX_TIME_MS // 1000:   # a date of 1970 read as millis
+            hint = " (epoch seconds? timestamps are epoch milliseconds)"
+        raise InvalidRecord(f"{name} {value} is outside [2000-01-01, 2100-01-01){hint}")
 
 
 def _amount(value: int | None, name: str, limit: int) -> None:
@@ -109,10 +113,10 @@ def _service(service: str, policy: Policy | None) -> None:
 
 
 # The field an input topic is keyed by (DESIGN §2), for the records whose key is checked.
-KEY_FIELDS = {OutageWindow: "incident_id", DamageReport: "reporter_id"}
+KEY_FIELDS = {OutageWindow: "incident_id", DamageReport: "reporter_id", IncidentApproval: "incident_id"}
 
 
-def validate_key(record: OutageWindow | DamageReport, key: bytes | None) -> None:
+def validate_key(record: OutageWindow | DamageReport | IncidentApproval, key: bytes | None) -> None:
     """Raise InvalidRecord unless `key`, the Kafka key the record was read with, is the
     record's key field. The producer chose the key from the record; a value mangled after that
     (a flipped bit inside an id that still looks valid) no longer says what its key says."""
@@ -175,3 +179,15 @@ def validate_report(r: DamageReport, policy: Policy) -> None:
     _amount(r.claimed_loss_krw, "claimed_loss_krw", MAX_CLAIM_KRW)
     _time(r.occurred_at, "occurred_at")
     _time(r.submitted_at, "submitted_at")
+
+
+def validate_approval(a: IncidentApproval, policy: Policy | None = None) -> None:
+    """Raise InvalidRecord unless `a` is a well-formed approval (whether its revision exists and
+    is held is the gate's business: processors.approval)."""
+    _incident_id(a.incident_id)
+    if a.revision < 0:
+        raise InvalidRecord(f"revision is negative: {a.revision}")
+    _id(a.approved_by, "approved_by")
+    _time(a.approved_at, "approved_at")
+    _amount(a.remedies, "remedies", MAX_CLAIM_KRW)
+    _amount(a.amount_krw, "amount_krw", MAX_CLAIM_KRW)

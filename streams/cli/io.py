@@ -1,8 +1,12 @@
 """`makegood publish` and `makegood consume` (JSON lines in and out).
 
-publish validates every line against the topic's schema before anything reaches the broker: a
-bad line is reported with its number and left out, the good ones are produced with an idempotent
-producer and every delivery report is awaited. consume prints records in the same plain JSON
+publish writes the input topics only (outputs are the workers'), and admits every line exactly as
+a worker will (`decide.admit.Admission.check`: the schema, then the validation under the policy,
+then the key) before anything reaches the broker, so a record publish accepts is never
+dead-lettered for an invalid field. A bad line is reported with its number and the worker's own
+reason. By default one bad line publishes nothing (a file is a unit a user prepared: half of it
+on the topic is harder to mend than none); `--skip-invalid` publishes the valid lines anyway. The
+good ones are produced with an idempotent producer and every delivery report is awaited. consume prints records in the same plain JSON
 form, so its output can be edited and published again. `--from-beginning` reads by partition
 assignment without a consumer group, so an SRE peeking at a topic never moves a worker's offsets.
 """
@@ -18,12 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
+from processors.policy import load_policy
+
+from streams.decide.admit import Admission, Rejection
 from streams.wire.codec import DecodeError
 from streams.wire.framing import CLI_OUTAGE_WAIT, open_codec
 from streams.wire.jsonio import JsonRecordError, JsonRecords
 from streams.settings import Settings
-from streams.kafka.topics import (ACTIONS, DEADLETTER, ENTITLEMENTS, NOTICES, OUTAGES, REPORTS, REVIEWS,
-                                  TOPIC_SCHEMAS)
+from streams.kafka.topics import (ACTIONS, APPROVALS, DEADLETTER, ENTITLEMENTS, INPUT_TOPICS, NOTICES, OUTAGES, REPORTS,
+                                  REVIEWS, TOPIC_SCHEMAS)
 from streams.errors import CommandError, ProduceError, PublishError
 from streams.kafka.producer import Producer, describe
 
@@ -89,8 +96,21 @@ class LineResult:
     error: str | None = None
 
 
-def parse_lines(lines: Iterator[bytes], topic: str, records: JsonRecords) -> Iterator[LineResult]:
-    """Each non-blank input line checked and encoded, or with the reason it was rejected."""
+def input_topic(topic: str) -> str:
+    """The schema stem of an input topic; any other topic is one line saying who writes it."""
+    schema = schema_for(topic)
+    if topic == APPROVALS:
+        raise CommandError(f"{topic} is written by `makegood incident approve`, not published by hand")
+    if topic not in INPUT_TOPICS:
+        raise CommandError(f"{topic} is written by the makegood workers, not published by hand; "
+                           f"publish writes only the input topics: {', '.join(INPUT_TOPICS)}")
+    return schema
+
+
+def parse_lines(lines: Iterator[bytes], topic: str, records: JsonRecords,
+                admission: Admission | None = None) -> Iterator[LineResult]:
+    """Each non-blank input line checked and encoded, or with the reason it was rejected: by
+    `admission` too when given, with the reason a worker's dead letter would give."""
     schema = schema_for(topic)
     for number, raw in enumerate(lines, start=1):
         try:
@@ -106,9 +126,15 @@ def parse_lines(lines: Iterator[bytes], topic: str, records: JsonRecords) -> Ite
             yield LineResult(number, error=f"not JSON: {exc}")
             continue
         try:
-            yield _encode_line(number, obj, topic, schema, records)
+            line = _encode_line(number, obj, topic, schema, records)
         except JsonRecordError as exc:
             yield LineResult(number, error=str(exc))
+            continue
+        if admission is not None and line.value is not None:     # a tombstone is not admitted
+            got = admission.check(schema, line.value, line.key)
+            if isinstance(got, Rejection):
+                line = LineResult(number, error=got.reason)
+        yield line
 
 
 def _encode_line(number: int, obj: Any, topic: str, schema: str, records: JsonRecords) -> LineResult:
@@ -142,29 +168,40 @@ def _open_input(path: str) -> IO[bytes]:
 
 def publish(args: argparse.Namespace, settings: Settings) -> int:
     topic = args.topic
-    schema_for(topic)
-    records = JsonRecords(open_codec(settings, outage_wait=CLI_OUTAGE_WAIT))
+    input_topic(topic)
+    admission = Admission(open_codec(settings, outage_wait=CLI_OUTAGE_WAIT), load_policy(str(settings.policy_path)))
+    records = JsonRecords(admission.codec)
     producer = Producer(settings, **{"linger.ms": 20, "message.timeout.ms": DELIVERY_TIMEOUT_MS})
     failed: list[str] = []
     rejected = sent = 0
     source = None
+    # all-or-nothing: every line is checked before the first is produced (the valid ones wait in
+    # memory); --skip-invalid streams, a chunk at a time
+    streaming = args.skip_invalid
     try:
         real = _require_topic(settings, topic, producer.list_topics)
         show_progress = sys.stderr.isatty()
         source = _open_input(args.file)
         chunk: list[LineResult] = []
-        for line in parse_lines(iter(source), topic, records):
+        for line in parse_lines(iter(source), topic, records, admission):
             if line.error is not None:
                 rejected += 1
                 print(f"line {line.number}: {line.error}", file=sys.stderr)
                 continue
             chunk.append(line)
-            if len(chunk) == PUBLISH_CHUNK:
+            if streaming and len(chunk) == PUBLISH_CHUNK:
                 sent += _send(producer, real, chunk, failed)
                 chunk = []
                 if show_progress:
                     print(f"... {sent} sent", file=sys.stderr)
-        sent += _send(producer, real, chunk, failed)
+        if rejected and not streaming:
+            print(f"published 0 of {len(chunk) + rejected} lines: {rejected} rejected, nothing sent to {real} "
+                  "(fix them, or --skip-invalid to publish the valid ones)", file=sys.stderr)
+            return EXIT_REJECTED
+        for i in range(0, len(chunk), PUBLISH_CHUNK):
+            sent += _send(producer, real, chunk[i:i + PUBLISH_CHUNK], failed)
+            if show_progress and len(chunk) > PUBLISH_CHUNK:
+                print(f"... {sent} sent", file=sys.stderr)
     finally:
         if source is not None and source is not sys.stdin.buffer:
             source.close()
@@ -281,14 +318,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the publish/consume sub-commands to the makegood parser."""
     topics = ", ".join(TOPIC_SCHEMAS)
     pub = sub.add_parser(
-        "publish", help="validate JSON lines against a topic's schema and publish the valid ones",
-        description=f"Publish JSON lines (one record per line) to TOPIC, one of: {topics}. "
-                    "Invalid lines are reported as `line N: reason` and not published. "
+        "publish", help="validate JSON lines as the workers will and publish them to an input topic",
+        description=f"Publish JSON lines (one record per line) to TOPIC, one of the input topics: "
+                    f"{', '.join(INPUT_TOPICS)}. Every line is checked as a worker admits it (schema, "
+                    "validation under MAKEGOOD_POLICY, key); invalid lines are reported as `line N: reason` "
+                    "and, unless --skip-invalid, nothing is published. "
                     'On entitlement.states.v1, {"entitlement_id": "...", "__tombstone__": true} '
                     "publishes a tombstone. Exit status: 0 all published, 2 some lines rejected, "
                     "1 other errors.")
     pub.add_argument("topic", metavar="TOPIC", help="logical topic name, e.g. entitlement.states.v1")
     pub.add_argument("file", metavar="FILE", help="JSON-lines file, or - for standard input")
+    pub.add_argument("--skip-invalid", action="store_true",
+                     help="publish the valid lines even when some are rejected (default: all or nothing)")
     pub.set_defaults(func=publish)
 
     con = sub.add_parser(

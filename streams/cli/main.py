@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     report_commands.register(sub)
     import streams.cli.ops as ops_commands
     ops_commands.register(sub)
+    import streams.cli.incident as incident_commands
+    incident_commands.register(sub)
     return p
 
 

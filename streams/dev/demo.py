@@ -7,6 +7,7 @@ the pipeline to settle, a field-by-field comparison with the batch evaluator, an
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import time
@@ -38,9 +39,10 @@ class Inputs:
     windows: list
     entitlements: list
     reports: list
+    approvals: list = dataclasses.field(default_factory=list)
 
     def oracle(self, policy) -> Evaluation:
-        return evaluate(policy, self.windows, self.entitlements, self.reports)
+        return evaluate(policy, self.windows, self.entitlements, self.reports, self.approvals)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -115,6 +117,36 @@ def wait_for_outcomes(settings: Settings, logical: str, expected: int, pool: Wor
         time.sleep(0.25)
 
 
+def approve_held(settings: Settings, codec: Codec, policy: Any, inputs: Inputs, held: Evaluation,
+                 say: Callable[[str], None], pool: WorkerPool, timeout: float = 600) -> Evaluation:
+    """The operator's step: wait until the workers have counted what is held, show it as
+    `makegood incident pending` does, approve the latest held revision, and return the oracle
+    with that approval."""
+    from streams.cli.incident import hold_lines
+    from streams.decide.admit import Admission
+    from streams.ledger.holds import read_holds, write_approval
+    admission = Admission(codec, policy)
+    incident_id, revision = held.holds[-1].incident_id, held.holds[-1].revision
+    say(f"== held for approval: {incident_id} is over the policy's limits; nothing is issued yet")
+    deadline = time.monotonic() + timeout
+    while True:
+        state = read_holds(settings, admission)
+        pending = state.pending(incident_id)
+        if pending and all(h.cost is not None for h in pending):
+            break
+        if time.monotonic() > deadline:
+            raise DemoError(f"the workers did not count {incident_id} within {timeout:.0f} s")
+        pool.check()
+        time.sleep(0.5)
+    for h in pending:
+        say("\n".join("  " + line for line in hold_lines(h, state.limits)))
+    say(f"  $ makegood incident approve {incident_id} --revision {revision} --by demo-operator")
+    _, record = write_approval(settings, admission, state, incident_id, revision, "demo-operator",
+                               int(time.time() * 1000))
+    inputs.approvals.append((record, Source(settings.topic("makegood.approvals.v1"), 0, len(inputs.approvals))))
+    return inputs.oracle(policy)
+
+
 def compare(settings: Settings, codec: Codec, expected: Evaluation) -> list[str]:
     """Differences between what is on the output topics and the batch evaluator's outcome."""
     from streams.report.collect import read_until_end
@@ -170,6 +202,8 @@ def run_demo(base: Settings, *, scale: float = 1.0, workers: int = 2, seed: int 
         wait_for_outcomes(settings, ENTITLEMENTS, len(scenario.entitlements), pool)
         pub.records(OUTAGES, [closed, amended])
         first = inputs.oracle(policy)
+        if first.holds:       # over the policy's approval limits: approve as an operator would
+            first = approve_held(settings, codec, policy, inputs, first, say, pool)
         wait_for_ids(settings, len(first.remedies) + len(first.reviews) + len(first.notices), say, pool)
         say("== publishing: damage reports (19 Oct - 6 Nov) and poison records")
         pub.records(REPORTS, scenario.reports)

@@ -21,6 +21,7 @@ NOTICES = "remedy.notices.v1"
 DEADLETTER = "remedy.deadletter.v1"
 RETRIAGE = "makegood.retriage.v1"
 CASES = "makegood.cases.v1"
+APPROVALS = "makegood.approvals.v1"      # operators' releases of held revisions (processors.approval)
 
 # Which Avro schema each public topic carries (schemas/<name>.avsc).
 TOPIC_SCHEMAS: Mapping[str, str] = {
@@ -31,6 +32,7 @@ TOPIC_SCHEMAS: Mapping[str, str] = {
     REVIEWS: "review_case",
     NOTICES: "user_notice",
     DEADLETTER: "dead_letter",
+    APPROVALS: "incident_approval",
 }
 INPUT_TOPICS = (OUTAGES, ENTITLEMENTS, REPORTS)
 

@@ -30,12 +30,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-
 from processors.errors import InvalidRecord
 from processors.model import (DamageReport, Decision, EntitlementState, Outcome, OutageWindow,
                               RemedyAction, Source)
 from processors.policy import Policy
-from processors.reports import CaseState, locate_case, triage_report
+from processors.approval import report_incidents
+from processors.reports import PENDING as WAITING, CaseState, locate_case, triage_report
 from processors.validate import validate_key, validate_window
 from processors.windows import IncidentHistory
 
@@ -44,6 +44,7 @@ from streams.wire.framing import CLI_OUTAGE_WAIT, open_codec
 from streams.decide.admit import Admission, Rejection
 from streams.decide.entitlements import decide_all
 from streams.decide.outputs import Batch, batch_outputs, encode_outputs
+from streams.ledger.holds import gated
 from streams.ledger.store import SyncLedger
 from streams.kafka.producer import Producer
 from streams.kafka.reader import PartitionReader, Raw, Span
@@ -319,7 +320,8 @@ class Replay:
 
     def decide(self, ev: Events, policy: Policy) -> tuple[list[Decision], Counter]:
         """Every decision `policy` makes for the range; outcomes counted by name."""
-        histories = fold_histories(ev.windows, policy)
+        # decided against the released revisions only (processors.approval): a replay never issues a held one
+        raw, histories, held = gated(self.settings, Admission(self.codec, policy), fold_histories(ev.windows, policy))
         decisions: list[Decision] = []
         outcomes: Counter = Counter()
         if ev.topic in (OUTAGES, ENTITLEMENTS):
@@ -333,16 +335,19 @@ class Replay:
             return decisions, outcomes
         cases: dict[bytes, dict[str, CaseState]] = defaultdict(dict)
         for key, report, source in ev.prior:      # fold: state only, nothing emitted
-            self._triage(policy, histories, report, source, cases[key])
+            self._triage(policy, report_incidents(raw, held, report), report, source, cases[key])
         for key, report, source in ev.reports:
-            d = self._triage(policy, histories, report, source, cases[key])
+            d = self._triage(policy, report_incidents(raw, held, report), report, source, cases[key])
             outcomes[d.outcome] += 1
             decisions.append(d)
         return decisions, outcomes
 
-    def _triage(self, policy: Policy, histories: dict[str, IncidentHistory], report: DamageReport,
+    def _triage(self, policy: Policy, histories: dict[str, IncidentHistory] | None, report: DamageReport,
                 source: Source, cases: dict[str, CaseState]) -> Decision:
-        """The worker's `_triage`: locate the case, triage, keep the case unless still pending."""
+        """The worker's `_triage`: locate the case, triage, keep the case unless still pending
+        (or waiting for a held revision: `histories` None)."""
+        if histories is None:
+            return WAITING
         cid = locate_case(histories, report)
         case = cases.get(cid) if cid else None
         covered = self.covered(report.reporter_id) if cid else []

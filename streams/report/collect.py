@@ -117,6 +117,7 @@ class IncidentReport:
     timing: Timing
     outcomes: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]   # input topic -> outcome counts
     notes: tuple[str, ...] = ()
+    approval: Any = None          # report.approval.ApprovalSection (None: could not be read)
 
 
 def to_json(report: IncidentReport) -> dict[str, Any]:
@@ -328,6 +329,11 @@ def collect(settings: Settings, codec: Codec, incident_id: str, *, idle: float =
         outcomes = {t: ledger.outcomes(t) for t in INPUT_TOPICS}
     except Exception as exc:  # noqa: BLE001 - redis errors of any kind: report without outcomes
         notes.append(f"recorded outcomes unavailable: Redis at {settings.redis_address}: {type(exc).__name__}")
-    return aggregate(incident_id, windows, remedies, reviews, notices, dead, outcomes,
-                     namespace=settings.namespace, notes=notes)
+    report = aggregate(incident_id, windows, remedies, reviews, notices, dead, outcomes,
+                       namespace=settings.namespace, notes=notes)
+    try:
+        from streams.report.approval import approval_section
+        return dataclasses.replace(report, approval=approval_section(settings, codec, incident_id))
+    except Exception as exc:  # noqa: BLE001 - Redis or policy trouble: the report without the section
+        return dataclasses.replace(report, notes=report.notes + (f"approval state unavailable: {type(exc).__name__}",))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Sequence
 
+from streams.report.approval import render_approval
 from streams.report.collect import IncidentReport
 
 
@@ -86,6 +87,7 @@ def render_text(report: IncidentReport) -> str:
         ("close to last remedy", seconds(tm.close_to_last_remedy_s)),
         ("remedies per second", num(tm.remedies_per_second, 1) if tm.remedies_per_second is not None else "-")],
         right=False), ""]
+    out += [*render_approval(report.approval, inc.incident_id), ""]
     out.append("Recorded outcomes (ledger)")
     for topic, counts in report.outcomes:
         body = ", ".join(f"{k} {num(v)}" for k, v in counts) or "(none recorded)"

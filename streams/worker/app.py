@@ -8,6 +8,9 @@ The collaborators, each in its own module, with what they are handed here and no
   cases (cases.py);
 - Sweeper (sweeper.py) does everything between records: the feed's dead letters, the
   catch-up after an assignment, sweeps of owned partitions when a window changes, re-triage;
+- Guard (guard.py) counts what revisions the policy's approval limits hold back would cost,
+  per owned partition, into Redis (ledger/estimates.py), and hands the cluster's totals to the
+  feed, which releases a revision or keeps it held until an operator approves it;
 - Emitter (emitter.py) publishes every decision in a Kafka transaction with the offsets it
   answers: ledger check, transaction, ledger write;
 - Gate (gate.py) makes their decisions take turns;
@@ -35,6 +38,7 @@ from processors.policy import Policy, load_policy
 from streams.decide.admit import Admission
 from streams.errors import MakegoodError, StartupError
 from streams.kafka.topics import CASES, ENTITLEMENTS, OUTAGES, REPORTS, RETRIAGE, load_topic_specs
+from streams.ledger.estimates import Estimates
 from streams.ledger.reconcile import reconcile_inflight
 from streams.ops.health import Health
 from streams.ops.http import OpsServer
@@ -49,6 +53,7 @@ from streams.worker.emitter import Emitter
 from streams.worker.entitlements import EntitlementIntake
 from streams.worker.feed import IncidentFeed
 from streams.worker.gate import Gate
+from streams.worker.guard import Guard
 from streams.worker.observe import Observer, TimedLedger
 from streams.worker.preflight import check_redis_url, check_topics, load_worker_policy, wait_for_kafka
 from streams.worker.reports import ReportsHandler
@@ -94,9 +99,13 @@ class Worker:
             retriage_waiting=lambda: self.reports.retriage_waiting(),
             fence=lambda: self.state_consumer.fence(store.owned), observer=observer, registry=registry,
             claim=lambda ids, ttl_ms: ledger.claim(ids, s.worker_id, ttl_ms))
+        self.guard = guard = Guard(admission, store, feed, gate,
+                                   Estimates(ledger, s.redis_prefix, specs[ENTITLEMENTS].partitions),
+                                   s.topic(ENTITLEMENTS), sweeper.ready, self._window_changed)
         self.entitlements = intake = EntitlementIntake(
             s, admission, store, feed, emitter, gate, specs[ENTITLEMENTS].partitions,
-            on_assigned=sweeper.partitions_assigned, ready=sweeper.ready, observer=observer,
+            on_assigned=lambda: (guard.partitions_assigned(), sweeper.partitions_assigned()),
+            ready=sweeper.ready, observer=observer,
             on_revoked=sweeper.partitions_revoked)
         self.state_consumer = GroupConsumer(s, "entitlements", [s.topic(ENTITLEMENTS)], intake.restore,
                                             intake.assigned, intake.revoked, intake.handle, observer=observer,
@@ -152,7 +161,7 @@ class Worker:
         self._consumers = [asyncio.ensure_future(self._after_feed(self.state_consumer)),
                            asyncio.ensure_future(self._after_feed(self.report_consumer))]
         tasks = [asyncio.ensure_future(self.feed.run()), asyncio.ensure_future(self.sweeper.run()),
-                 *self._consumers]
+                 asyncio.ensure_future(self.guard.run()), *self._consumers]
         try:
             await asyncio.gather(*tasks)
         finally:

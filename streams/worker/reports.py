@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 from confluent_kafka import Message
 
 from processors.model import DamageReport, Outcome, RemedyAction, Source
-from processors.reports import locate_case, triage_report
+from processors.reports import PENDING as WAITING, locate_case, triage_report
 
 from streams.decide.admit import Admission, Rejection
 from streams.decide.outputs import Batch, DeadLetter, Intake
@@ -125,7 +125,11 @@ class ReportsHandler:
             await self.triage(report, raw, source, doc, batch)
 
     async def triage(self, report: DamageReport, raw: bytes, source: Source, doc: dict, batch: Batch) -> None:
-        histories = self.feed.histories
+        histories = self.feed.for_report(report)
+        if histories is None:           # about a held revision (processors.approval): waits with it
+            doc["pending"].append(pending_entry(raw, source, report.report_id))
+            batch.add(WAITING)
+            return
         cid = locate_case(histories, report)
         case = case_from_json(doc["cases"][cid]) if cid and cid in doc["cases"] else None
         covered = await self._covered(report.reporter_id) if cid else []

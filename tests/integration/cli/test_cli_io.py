@@ -50,7 +50,13 @@ def test_publish_rejects_bad_lines_and_consume_prints_the_good_ones(
     path = tmp_path / "ents.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    pub = run(settings, "publish", "entitlement.states.v1", str(path))
+    # all or nothing by default: the bad lines are reported and nothing is sent
+    whole = run(settings, "publish", "entitlement.states.v1", str(path))
+    assert whole.returncode == 2, whole.stderr
+    assert whole.stderr.splitlines()[-1].startswith("published 0 of 7 lines: 4 rejected, nothing sent")
+    assert read_topic(settings, "entitlement.states.v1", expect=0) == []
+
+    pub = run(settings, "publish", "entitlement.states.v1", str(path), "--skip-invalid")
     assert pub.returncode == 2, pub.stderr
     err = pub.stderr.splitlines()
     assert [ln.split(":")[0] for ln in err[:-1]] == ["line 2", "line 3", "line 6", "line 7"]
@@ -129,24 +135,34 @@ def test_unknown_topic_is_one_line(settings: Settings) -> None:
 def test_a_refused_delivery_is_an_error(settings: Settings, codec: Codec) -> None:
     from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                        ResourceType)
-    name = settings.topic("remedy.deadletter.v1")
+    name = settings.topic("damage.reports.v1")
     admin = AdminClient({"bootstrap.servers": settings.bootstrap})
     res = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
         ConfigEntry("max.message.bytes", "2000", incremental_operation=AlterConfigOpType.SET)])
     for fut in admin.incremental_alter_configs([res]).values():
         fut.result()
     jr = JsonRecords(codec)
-    small = jr.to_json("dead_letter", sample("dead_letter"))
-    big = dict(small, error_message="x" * 5000)
-    ok = run(settings, "publish", "remedy.deadletter.v1", "-", stdin=json.dumps(small) + "\n")
+    small = jr.to_json("damage_report", sample("damage_report"))
+    big = dict(small, report_id="r-2", body="x" * 5000)    # valid (bodies up to 50,000), but too large here
+    ok = run(settings, "publish", "damage.reports.v1", "-", stdin=json.dumps(small) + "\n")
     assert ok.returncode == 0, ok.stderr
-    pub = run(settings, "publish", "remedy.deadletter.v1", "-", stdin="\n" + json.dumps(big) + "\n")
+    pub = run(settings, "publish", "damage.reports.v1", "-", stdin="\n" + json.dumps(big) + "\n")
     assert pub.returncode == 1, pub.stderr
     assert f"published 0, rejected 0 ({name})" in pub.stderr
     assert "1 of 1 records were not delivered" in pub.stderr and "line 2: " in pub.stderr
     assert "too large" in pub.stderr and "Traceback" not in pub.stderr
-    (msg,) = read_topic(settings, "remedy.deadletter.v1", expect=1)
-    assert msg.key() == b"u-9"  # a dead letter is keyed by its source record's key
+    (msg,) = read_topic(settings, "damage.reports.v1", expect=1)
+    assert msg.key() == b"u-9"
+
+
+def test_output_topics_are_refused_in_one_line(settings: Settings, codec: Codec) -> None:
+    forged = dict(JsonRecords(codec).to_json("remedy_action", sample("remedy_action")),
+                  action="PAYOUT", amount_krw=99_999_999)
+    for topic in ("remedy.actions.v1", "remedy.deadletter.v1"):
+        res = run(settings, "publish", topic, "-", stdin=json.dumps(forged) + "\n")
+        assert res.returncode == 1
+        assert res.stderr.count("\n") == 1 and res.stderr.startswith(f"{topic} is written by the makegood workers")
+    assert read_topic(settings, "remedy.actions.v1", expect=0) == []
 
 
 def test_consume_as_a_group_resumes_where_it_stopped(settings: Settings, codec: Codec) -> None:

@@ -17,7 +17,7 @@ def codec() -> Codec:
 
 
 def test_every_record_type_has_a_schema():
-    assert SCHEMAS == ["damage_report", "dead_letter", "entitlement_state", "outage_window",
+    assert SCHEMAS == ["damage_report", "dead_letter", "entitlement_state", "incident_approval", "outage_window",
                        "remedy_action", "review_case", "user_notice"]
 
 
