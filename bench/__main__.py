@@ -1,6 +1,7 @@
 """`python -m bench` (`make bench`): every phase on the local stack, one table, one JSON file.
 
-Phases, each in its own namespace: the Python limit and the Quix peer (baselines), a faust
+Phases, each in its own namespace: the Python limit, the Quix peer and the Kafka Streams peer
+(bench/jvm_peer.py: ingest in `kstreams`, sweep in `kstreams_sweep`) as baselines, a faust
 agent doing nothing (a reference: why entitlement states do not go through faust), makegood
 ingest with one worker (and its peak RSS), the sweep with one worker (deciding in itself, then
 in two helper processes: MAKEGOOD_SWEEP_PROCESSES) and with two workers, and report
@@ -22,11 +23,11 @@ from processors.policy import load_policy
 from streams.wire.framing import open_codec
 from streams.settings import ROOT, Settings
 
-from . import data, scenarios, table
+from . import data, jvm_peer, scenarios, table
 from .harness import PhaseTimeout, say, terminate_all
 from .reports import reports
 
-PHASES = ("limit", "peer", "faust", "ingest", "reports", "sweep1", "sweep1p", "sweep2")
+PHASES = ("limit", "peer", "kstreams", "faust", "ingest", "reports", "sweep1", "sweep1p", "sweep2", "kstreams_sweep")
 SWEEP_PROCESSES = 2     # helper processes of the one-worker sweep in phase sweep1p (this machine: 2 cores)
 RESULTS = ROOT / "bench" / "results"
 
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = {
             "limit": lambda: scenarios.python_limit(ctx),
             "peer": lambda: scenarios.quix_peer(ctx),
+            "kstreams": lambda: jvm_peer.ingest(ctx),
+            "kstreams_sweep": lambda: jvm_peer.sweep(ctx),
             "faust": lambda: scenarios.faust_floor(ctx),
             "ingest": lambda: scenarios.ingest(ctx),
             "sweep1": lambda: scenarios.sweep(ctx, 1),
