@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Sequence
 
 from streams.decide.admit import Admission
+from streams.errors import DecodeError
 from streams.kafka.reader import Raw
 from streams.worker import store as layout
 from streams.worker.rocks import StateStore
@@ -59,27 +60,40 @@ def plan(partition: int, committed: int, checkpoint: tuple[int, int] | None, now
     return Plan(partition, offset, committed, "tail" if offset < committed else "current")
 
 
-def fold(store: StateStore, admission: Admission, messages: Iterable[Raw]) -> int:
+def fold(store: StateStore, admission: Admission, messages: Sequence[Raw]) -> int:
     """Fold a chunk of records (offset order per partition) into the store in one write
-    batch, with each partition's checkpoint after its last record; returns records read."""
+    batch, with each partition's checkpoint after its last record; returns records read.
+
+    A key met once is stored from its plain Avro value (class, validity, updated_at), not
+    validated: it was checked (and dead-lettered if invalid) when first consumed, and a sweep
+    validates what it decides. A key met again is settled as the live path would have."""
     staged = store.stage()
     last: dict[int, int] = {}
-    n = 0
+    keyed = [m for m in messages if m.key is not None]
+    stored = store.get_many([(m.partition, m.key) for m in keyed])
     for m in messages:
-        n += 1
         last[m.partition] = m.offset + 1
-        key, value = m.key, m.value
-        if key is None:
-            continue
-        prev = store.get(m.partition, key, staged)
+    decode = admission.codec.decode
+    for m, found in zip(keyed, stored):
+        key, value, p = m.key, m.value, m.partition
+        prev = staged.seen.get(layout.state_key(p, key), found) if staged.seen else found
         if value is None:
-            store.delete(staged, m.partition, key, prev)
+            store.delete(staged, p, key, prev)
             continue
-        ent = admission.valid("entitlement_state", value)
-        if ent is None:
-            continue
-        if prev is not None and layout.entitlement_header(prev)[2] > ent.updated_at:
-            continue
-        store.put(staged, m.partition, key, layout.pack_entitlement(m.partition, m.offset, ent, value), prev)
+        if prev is None:
+            try:
+                d = decode("entitlement_state", value)
+                blob = layout.pack_decoded(p, m.offset, d, value)
+            except (DecodeError, KeyError, TypeError, AttributeError):
+                continue
+        else:
+            ent = admission.valid("entitlement_state", value)
+            if ent is None:
+                continue
+            if layout.entitlement_header(prev)[2] > ent.updated_at and \
+                    admission.valid("entitlement_state", layout.entitlement_raw(prev)) is not None:
+                continue
+            blob = layout.pack_entitlement(p, m.offset, ent, value)
+        store.put(staged, p, key, blob, prev)
     store.apply(staged, last)
-    return n
+    return len(messages)

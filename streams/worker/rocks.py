@@ -168,6 +168,10 @@ class StateStore:
             return staged.seen[sk]
         return self._db.get(sk)
 
+    def get_many(self, keys: list[tuple[int, bytes]]) -> list[bytes | None]:
+        """The stored states of (partition, key) pairs, in one multi-get."""
+        return self._db.get([layout.state_key(p, k) for p, k in keys]) if keys else []
+
     def put(self, staged: Staged, partition: int, key: bytes, blob: bytes, prev: bytes | None) -> None:
         sk = layout.state_key(partition, key)
         cls = layout.stored_class(blob)

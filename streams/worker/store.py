@@ -34,14 +34,29 @@ FORMAT = b"makegood-entitlements-1"
 META = b"M"
 
 
-def entitlement_class(ent: EntitlementState) -> bytes:
+def class_of(service: str, kind: str, channel: str) -> bytes:
     """The sweep index's class of a state: service, kind and billing channel."""
-    return b"%s\x00%s\x00%s\x00" % (ent.service.encode(), ent.kind.value.encode(), ent.billing_channel.value.encode())
+    return b"%s\x00%s\x00%s\x00" % (service.encode(), kind.encode(), channel.encode())
+
+
+def entitlement_class(ent: EntitlementState) -> bytes:
+    return class_of(ent.service, ent.kind.value, ent.billing_channel.value)
+
+
+def pack_state(partition: int, offset: int, updated_at: int, valid_from: int, valid_until: int, cls: bytes,
+               raw: bytes) -> bytes:
+    return _HEADER.pack(partition, offset, updated_at, valid_from, valid_until, len(cls)) + cls + raw
 
 
 def pack_entitlement(partition: int, offset: int, ent: EntitlementState, raw: bytes) -> bytes:
-    cls = entitlement_class(ent)
-    return _HEADER.pack(partition, offset, ent.updated_at, ent.valid_from, ent.valid_until, len(cls)) + cls + raw
+    return pack_state(partition, offset, ent.updated_at, ent.valid_from, ent.valid_until,
+                      entitlement_class(ent), raw)
+
+
+def pack_decoded(partition: int, offset: int, d: dict, raw: bytes) -> bytes:
+    """pack_entitlement from the plain Avro value (a restore decodes no further)."""
+    return pack_state(partition, offset, d["updated_at"], d["valid_from"], d["valid_until"],
+                      class_of(d["service"], d["kind"], d["billing_channel"]), raw)
 
 
 def entitlement_header(blob: bytes) -> tuple[int, int, int]:
@@ -137,8 +152,7 @@ def selector(policy: Policy, histories: Iterable[IncidentHistory]) -> Selector:
                     if r.active_at is not None:
                         lo = r.active_at if lo is None else min(lo, r.active_at)
                         hi = r.active_at if hi is None else max(hi, r.active_at)
-                classes.append(b"%s\x00%s\x00%s\x00" % (service.encode(), kind.value.encode(),
-                                                       channel.value.encode()))
+                classes.append(class_of(service, kind.value, channel.value))
     if lo is None or hi is None:
         return Selector((), 0, -1)
     return Selector(tuple(classes), lo, hi)
