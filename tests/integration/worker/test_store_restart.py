@@ -43,7 +43,7 @@ def _wait_log(workers, i: int, text: str, timeout: float = 90) -> str:
         log = workers.log(i)
         if text in log:
             return log
-        workers.check()
+        assert workers.procs[i].poll() is None, f"worker {i} exited:\n{log[-3000:]}"
         time.sleep(0.3)
     raise AssertionError(f"worker {i} never logged {text!r}:\n{workers.log(i)[-3000:]}")
 
@@ -67,7 +67,7 @@ def test_a_restart_after_sigkill_reads_nothing_its_store_holds_and_a_broken_stor
     workers.kill(0)
 
     workers.start(1)                           # same state dir: the store the killed worker left
-    log = _wait_log(workers, 1, "records read")
+    log = _wait_log(workers, 1, "assigned entitlement partitions")
     (needed, read), = _restores(log)
     assert read == 0 and "restored from offset 0" not in needed and "current at" in needed, needed
     assert "opened: checkpoints" in log
@@ -79,7 +79,7 @@ def test_a_restart_after_sigkill_reads_nothing_its_store_holds_and_a_broken_stor
         f.write_bytes(b"not a manifest")
     workers.procs.clear()
     workers.start(1)
-    log = _wait_log(workers, 0, "records read")
+    log = _wait_log(workers, 0, "assigned entitlement partitions")
     assert "moved aside and rebuilt" in log
     (needed, read), = _restores(log)
     assert read == n and "tail" not in needed and "restored from offset 0" in needed, needed
@@ -96,7 +96,7 @@ def test_a_partition_handed_back_replays_only_what_its_other_owner_committed(set
     kit.wait_outcomes(settings, "entitlement.states.v1", len(first))
 
     workers.start(1)                           # worker 1 takes a share, restoring it from the topic
-    log1 = _wait_log(workers, 1, "records read")
+    log1 = _wait_log(workers, 1, "assigned entitlement partitions")
     taken = {int(p) for p in re.search(r"assigned entitlement partitions \[([\d, ]+)\]", log1).group(1).split(", ")}
     time.sleep(2)                              # worker 0 took the rest in the same rebalance
 
