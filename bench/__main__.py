@@ -50,6 +50,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--only", default=",".join(PHASES), help=f"phases to run, from {','.join(PHASES)}")
     ap.add_argument("--no-profile", action="store_true", help="do not sample the workers with py-spy")
     ap.add_argument("--no-save", action="store_true", help="print only; write no results JSON")
+    ap.add_argument("--name", default="", help="results file name suffix (two runs of one commit side by side)")
     return ap.parse_args(argv)
 
 
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     res["interrupted"] = interrupted
     print(table.render(res), flush=True)
     if not a.no_save:
-        out = RESULTS / f"{tag}.json"
+        out = RESULTS / f"{tag}{'-' + a.name if a.name else ''}.json"
         out.write_text(json.dumps(res, indent=2, default=str) + "\n")
         say(f"results: {out}")
     return 130 if interrupted else 0
