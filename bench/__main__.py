@@ -4,8 +4,10 @@ Phases, each in its own namespace: the Python limit, the Quix peer and the Kafka
 (bench/jvm_peer.py: ingest in `kstreams`, sweep in `kstreams_sweep`) as baselines, a faust
 agent doing nothing (a reference: why entitlement states do not go through faust), makegood
 ingest with one worker (and its peak RSS), the sweep with one worker (deciding in itself, then
-in two helper processes: MAKEGOOD_SWEEP_PROCESSES) and with two workers, and report
-latency at a steady rate and at rising rates. A phase that fails or times out is recorded with
+in two helper processes: MAKEGOOD_SWEEP_PROCESSES) and with two workers, the sweep of a window
+naming one service (sweep1s: the store reads only that service's states), the entitlement store
+at scale (scale, with --scale-states N: restore from the topic, restart after SIGKILL, sweep;
+bench/scale.py), and report latency at a steady rate and at rising rates. A phase that fails or times out is recorded with
 what it got and the run goes on; Ctrl-C or SIGTERM stops every child process and still prints
 and saves what was measured.
 """
@@ -23,11 +25,12 @@ from processors.policy import load_policy
 from streams.wire.framing import open_codec
 from streams.settings import ROOT, Settings
 
-from . import data, jvm_peer, scenarios, table
+from . import data, jvm_peer, scale, scenarios, table
 from .harness import PhaseTimeout, say, terminate_all
 from .reports import reports
 
-PHASES = ("limit", "peer", "kstreams", "faust", "ingest", "reports", "sweep1", "sweep1p", "sweep2", "kstreams_sweep")
+PHASES = ("limit", "peer", "kstreams", "faust", "ingest", "reports", "sweep1", "sweep1p", "sweep2", "kstreams_sweep",
+          "sweep1s", "scale")
 SWEEP_PROCESSES = 2     # helper processes of the one-worker sweep in phase sweep1p (this machine: 2 cores)
 RESULTS = ROOT / "bench" / "results"
 
@@ -37,6 +40,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--events", type=int, default=1_000_000, help="entitlement states per phase (default 1M)")
     ap.add_argument("--sweep-events", type=int, default=0,
                     help="entitlements stored before each sweep (default: --events)")
+    ap.add_argument("--scale-states", type=int, default=0,
+                    help="phase scale: this many states on one worker (restore, restart after SIGKILL, "
+                         "sweep; e.g. 10000000); 0 = skip it")
     ap.add_argument("--report-seconds", type=float, default=60, help="length of the steady 1,000/s report run")
     ap.add_argument("--report-rate", type=int, default=1000, help="steady report rate (default 1,000/s)")
     ap.add_argument("--steps", default="1000,2000,4000,8000", help="rising report rates, comma-separated")
@@ -46,6 +52,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--only", default=",".join(PHASES), help=f"phases to run, from {','.join(PHASES)}")
     ap.add_argument("--no-profile", action="store_true", help="do not sample the workers with py-spy")
     ap.add_argument("--no-save", action="store_true", help="print only; write no results JSON")
+    ap.add_argument("--name", default="", help="results file name suffix (two runs of one commit side by side)")
     return ap.parse_args(argv)
 
 
@@ -96,10 +103,12 @@ def main(argv: list[str] | None = None) -> int:
             "sweep1": lambda: scenarios.sweep(ctx, 1),
             "sweep1p": lambda: scenarios.sweep(ctx, 1, SWEEP_PROCESSES),
             "sweep2": lambda: scenarios.sweep(ctx, 2),
+            "sweep1s": lambda: scale.selective_sweep(ctx),
+            "scale": lambda: scale.scale(ctx, a.scale_states, res.setdefault("scale", {})),
             "reports": lambda: reports(ctx, a.report_rate, a.report_seconds, steps, a.step_seconds),
         }
         for phase in PHASES:
-            if phase not in only:
+            if phase not in only or (phase == "scale" and not a.scale_states):
                 continue
             say(f"== {phase}")
             t = time.monotonic()
@@ -124,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     res["interrupted"] = interrupted
     print(table.render(res), flush=True)
     if not a.no_save:
-        out = RESULTS / f"{tag}.json"
+        out = RESULTS / f"{tag}{'-' + a.name if a.name else ''}.json"
         out.write_text(json.dumps(res, indent=2, default=str) + "\n")
         say(f"results: {out}")
     return 130 if interrupted else 0

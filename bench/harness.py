@@ -117,8 +117,9 @@ class Workers:
 
     def __init__(self, ns: Namespace, n: int, env: dict[str, str] | None = None):
         # MAKEGOOD_METRICS_PORT=0: each worker picks a free port for /metrics (two on one machine)
-        env = dict(os.environ, **{"MAKEGOOD_METRICS_PORT": "0", **(env or {})}, MAKEGOOD_NAMESPACE=ns.name,
-                   PYTHONUNBUFFERED="1")
+        # each namespace's entitlement stores live with its logs (dropped with the run directory)
+        env = dict(os.environ, **{"MAKEGOOD_METRICS_PORT": "0", "MAKEGOOD_STATE_DIR": str(ns.dir / "state"),
+                                  **(env or {})}, MAKEGOOD_NAMESPACE=ns.name, PYTHONUNBUFFERED="1")
         self.logs = [ns.dir / f"worker-{i}.log" for i in range(n)]
         self.procs = [spawn([sys.executable, "-m", "streams.cli", "worker"], log, env) for log in self.logs]
 

@@ -149,6 +149,12 @@ class Settings:
         return replace(s, **values)
 
     @property
+    def store_root(self) -> Path:
+        """Where this namespace's entitlement stores live: one numbered slot per running worker
+        (worker.rocks), `<state dir>/stores/<namespace>`."""
+        return self.state_dir / "stores" / (self.namespace or "_")
+
+    @property
     def redis_display(self) -> str:
         """The Redis URL as it may be printed: any password replaced by ***."""
         return redact_url(self.redis_url)

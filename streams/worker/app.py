@@ -58,7 +58,7 @@ from streams.worker.observe import Observer, TimedLedger
 from streams.worker.preflight import check_redis_url, check_topics, load_worker_policy, wait_for_kafka
 from streams.worker.reports import ReportsHandler
 from streams.worker.retry import RegistryWait
-from streams.worker.store import StateStore
+from streams.worker.rocks import StateStore
 from streams.worker.sweeper import Sweeper
 from streams.worker.sweeppool import SweepPool
 from streams.worker.watch import CONDITIONS, KafkaProbe, Watch
@@ -88,7 +88,8 @@ class Worker:
         self.ledger = ledger = TimedLedger(s, metrics)
         self.emitter = emitter = Emitter(s, codec, ledger, on_refused=self._refused, observer=observer)
         self.gate = gate = Gate()
-        self.store = store = StateStore(admission)
+        self.store = store = StateStore(s.store_root, admission, s.topic(ENTITLEMENTS))
+        store.open()
         metrics.store_size.set_function(lambda: len(store))
         self.sweep_pool = SweepPool(s.sweep_processes, s, policy) if s.sweep_processes > 0 else None
         self.feed = feed = IncidentFeed(s, admission, self._window_changed, specs[OUTAGES].partitions,
@@ -174,6 +175,7 @@ class Worker:
             await self.emitter.stop()
             await self.watch.stop()
             await self.ledger.close()
+            self.store.close()
 
     async def stop(self, timeout: float) -> None:
         """Let both consumers finish (commit) the batch in hand and leave their groups."""

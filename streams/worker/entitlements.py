@@ -28,7 +28,9 @@ from streams.worker.emitter import Emitter
 from streams.worker.feed import IncidentFeed
 from streams.worker.gate import Gate
 from streams.worker.observe import Observer
-from streams.worker.store import StateStore, restore_partition_states
+from streams.worker import store as layout
+from streams.worker.restore import Plan, fold, plan
+from streams.worker.rocks import Staged, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +54,11 @@ class EntitlementIntake:
         self._on_revoked = on_revoked      # the sweeper drops what it decided for these
         self._ready = ready                # set once the catch-up after an assignment is done
 
-    async def assigned(self, parts: set[int], kept: set[int], restored: dict[bytes, bytes] | None) -> None:
-        restored = restored or {}
+    async def assigned(self, parts: set[int], kept: set[int], replayed: int | None) -> None:
         async with self.gate.exclusive():
-            dropped = self.store.assign(parts, kept, restored, self.partitions)
-        log.info("assigned entitlement partitions %s (kept %s, %d states restored from the topic, %d dropped)",
-                 sorted(parts), sorted(kept), len(restored), dropped)
+            self.store.owned = set(parts)
+        log.info("assigned entitlement partitions %s (kept %s, %d records replayed from the topic)",
+                 sorted(parts), sorted(kept), replayed or 0)
         self._on_assigned()
 
     async def revoked(self, parts: set[int]) -> None:
@@ -71,6 +72,7 @@ class EntitlementIntake:
         await self._ready.wait()
         batch = Batch()
         store = self.store
+        staged = store.stage()
         async with self.gate.exclusive():
             owned = store.owned
             for m in msgs:
@@ -79,7 +81,7 @@ class EntitlementIntake:
                     continue
                 source = Source(m.topic(), partition, offset)
                 try:
-                    self._take(key, value, source, batch)
+                    self._take(key, value, source, batch, staged)
                 except RegistryUnavailable:
                     raise                      # not the record's fault: the batch waits (worker.consumer)
                 except Exception as exc:  # a processor bug must not stop the pipeline
@@ -87,13 +89,15 @@ class EntitlementIntake:
                     batch.fail(DeadLetter(source, key, value, Stage.PROCESS, type(exc).__name__, str(exc)))
             commit = consumer.commit_for(msgs, owned)
             await self.emitter.emit(batch, outcome_topic=ENTITLEMENTS, commit=commit)
+            # the transaction committed: now the states and their checkpoints (worker.rocks)
+            store.apply(staged, {tp.partition: tp.offset for tp in commit[0]})
             consumer.committed(commit[0])
 
-    def _take(self, key: bytes | None, value: bytes | None, source: Source, batch: Batch) -> None:
-        store = self.store
+    def _take(self, key: bytes | None, value: bytes | None, source: Source, batch: Batch, staged: Staged) -> None:
+        store, p = self.store, source.partition
         if value is None:  # tombstone: the entitlement is gone; issued remedies stand
             if key is not None:
-                store.delete(key)
+                store.delete(staged, p, key, store.get(p, key, staged))
             batch.outcomes[Intake.TOMBSTONE] += 1
             return
         ent = self.admission.check("entitlement_state", value)
@@ -101,37 +105,57 @@ class EntitlementIntake:
             batch.fail(DeadLetter.of(source, key, value, ent))
             return
         k = ent.entitlement_id.encode()
-        if store.is_stale(k, ent.updated_at):
+        prev = store.get(p, k, staged)
+        if prev is not None and layout.entitlement_header(prev)[2] > ent.updated_at:
             batch.outcomes[Intake.STALE] += 1   # newer state already stored: newer wins
             return
-        store.put(k, source.partition, source.offset, ent.updated_at, value)
+        store.put(staged, p, k, layout.pack_entitlement(p, source.offset, ent, value), prev)
         decided = owed(self.admission.policy, self.feed.histories.values(), ent, source, batch)
         batch.outcomes[Intake.DECIDED if decided else Intake.STORED_NO_INCIDENT] += 1
 
-    def restore(self, partitions: set[int], committed: dict[tuple[str, int], int]) -> dict[bytes, bytes]:
-        """Every state of `partitions` below the committed offsets, read back from the
-        compacted topic without decoding (worker.store); runs in the consumer's thread."""
-        found: dict[bytes, bytes] = {}
-        spans = [Span(p, 0, committed.get((self.topic, p), 0)) for p in sorted(partitions)]
+    def restore(self, partitions: set[int], committed: dict[tuple[str, int], int]) -> int:
+        """Bring the store's `partitions` up to the committed offsets (worker.restore): only
+        the tail past each checkpoint is read, or the whole partition when the store cannot
+        be trusted for it. Runs in the consumer's thread; returns the records read."""
+        now = int(time.time() * 1000)
+        plans = [plan(p, committed.get((self.topic, p), 0), self.store.checkpoint(p), now) for p in sorted(partitions)]
+        for pl in plans:
+            if pl.full:
+                self.store.drop_partition(pl.partition)
+        spans = [Span(pl.partition, pl.start, pl.end) for pl in plans]
         self.observer.restore_started(sorted(partitions), sum(len(s) for s in spans))
+        read = 0
+        started = time.monotonic()
         try:
             with PartitionReader(self.settings, **{"fetch.wait.max.ms": 50}) as reader:
                 for chunk in reader.batches(self.topic, spans, chunk=RESTORE_CHUNK):
-                    self._fold(chunk, found)
+                    read += self._fold(chunk)
                     self.observer.restore_progress(len(chunk))
+            # records past the last one read (transaction markers, compacted away) are covered too
+            staged = self.store.stage()
+            self.store.apply(staged, {pl.partition: pl.end for pl in plans})
         finally:
             self.observer.restore_finished()
-        return found
+        log.info("entitlement store restored in %.1f s: %s; %d records read", time.monotonic() - started,
+                 "; ".join(_describe(pl) for pl in plans), read)
+        return read
 
-    def _fold(self, chunk: list, found: dict[bytes, bytes]) -> None:
-        """restore_partition_states, waiting out a registry outage (in the consumer's thread,
-        not on the event loop: the fold of a chunk is idempotent, so it simply runs again)."""
+    def _fold(self, chunk: list) -> int:
+        """worker.restore.fold, waiting out a registry outage (in the consumer's thread, not on
+        the event loop: a chunk is written only once folded whole, so it simply runs again)."""
         delay = 0.5
         while True:
             try:
-                restore_partition_states(self.admission, chunk, found)
-                return
+                return fold(self.store, self.admission, chunk)
             except RegistryUnavailable as exc:
                 log.warning("restore waits for the schema registry (%s)", str(exc)[:200])
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+
+def _describe(pl: Plan) -> str:
+    if pl.full:
+        return f"p{pl.partition} restored from offset 0 to {pl.end} ({pl.why})"
+    if pl.start == pl.end:
+        return f"p{pl.partition} current at {pl.end}"
+    return f"p{pl.partition} tail {pl.start}..{pl.end} replayed ({pl.end - pl.start} offsets)"

@@ -1,119 +1,158 @@
-"""The worker's entitlement store: the latest valid state of every entitlement it owns.
+"""The entitlement store's layout: keys, the stored value, and what a sweep may skip.
 
-Value format: header (source partition, source offset, updated_at) + the Avro bytes as
-received. The header lets a sweep pick its own partitions and lets "newer wins" compare
-versions without decoding the record; a state restored from the topic without decoding it has
-updated_at UNKNOWN_UPDATED_AT until needed.
+One worker's states live in an on-disk RocksDB (worker.rocks); this module is the part of it
+that is plain bytes and arithmetic, so it is tested without a database.
 
-There is no changelog topic: entitlement.states.v1 is compacted, so it *is* every
-entitlement's latest state, and a newly assigned partition is restored from it
-(`restore_partition_states` folds what the consumer reads back).
+Keys (partition: the source partition of entitlement.states.v1, 2 bytes big-endian, so each
+partition is one contiguous range and is dropped with one range delete):
+- `s` partition entitlement_id                      -> the stored state (below)
+- `x` partition service 0 kind 0 channel 0 entitlement_id -> b"" (the sweep index: a sweep
+  reads only the (service, kind, channel) classes a window and the policy can touch)
+- `m` partition -> the partition's checkpoint: the next offset to read and when it was written
+  (ms), written in the same write batch as the states it covers
+- `M` -> the store's format and the topic it holds
+
+Stored value: header (source partition, source offset, updated_at, valid_from, valid_until),
+the class (service 0 kind 0 channel), then the Avro bytes as received. The header lets the
+live path compare versions ("newer wins") and a sweep drop states whose validity cannot meet
+any window, without decoding the record.
 """
 from __future__ import annotations
 
 import struct
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Iterable
 
-from streams.decide.admit import Admission
-from streams.kafka.reader import Raw
+from processors.model import BillingChannel, EntitlementKind, EntitlementState, IncidentStatus
+from processors.policy import Policy
+from processors.windows import IncidentHistory
 
-_ENT_HEADER = struct.Struct(">HQq")
-UNKNOWN_UPDATED_AT = -(2 ** 63)
+_HEADER = struct.Struct(">HQqqqH")     # partition, offset, updated_at, valid_from, valid_until, len(class)
+_PART = struct.Struct(">H")
+_CHECKPOINT = struct.Struct(">qq")     # next offset, written at (ms)
+FORMAT = b"makegood-entitlements-1"
+META = b"M"
 
 
-def pack_entitlement(partition: int, offset: int, updated_at: int, raw: bytes) -> bytes:
-    return _ENT_HEADER.pack(partition, offset, updated_at) + raw
+def class_of(service: str, kind: str, channel: str) -> bytes:
+    """The sweep index's class of a state: service, kind and billing channel."""
+    return b"%s\x00%s\x00%s\x00" % (service.encode(), kind.encode(), channel.encode())
+
+
+def entitlement_class(ent: EntitlementState) -> bytes:
+    return class_of(ent.service, ent.kind.value, ent.billing_channel.value)
+
+
+def pack_state(partition: int, offset: int, updated_at: int, valid_from: int, valid_until: int, cls: bytes,
+               raw: bytes) -> bytes:
+    return _HEADER.pack(partition, offset, updated_at, valid_from, valid_until, len(cls)) + cls + raw
+
+
+def pack_entitlement(partition: int, offset: int, ent: EntitlementState, raw: bytes) -> bytes:
+    return pack_state(partition, offset, ent.updated_at, ent.valid_from, ent.valid_until,
+                      entitlement_class(ent), raw)
+
+
+def pack_decoded(partition: int, offset: int, d: dict, raw: bytes) -> bytes:
+    """pack_entitlement from the plain Avro value (a restore decodes no further)."""
+    return pack_state(partition, offset, d["updated_at"], d["valid_from"], d["valid_until"],
+                      class_of(d["service"], d["kind"], d["billing_channel"]), raw)
 
 
 def entitlement_header(blob: bytes) -> tuple[int, int, int]:
     """(source partition, source offset, updated_at) of a stored entitlement."""
-    return _ENT_HEADER.unpack_from(blob)
+    return _HEADER.unpack_from(blob)[:3]
+
+
+def entitlement_validity(blob: bytes) -> tuple[int, int]:
+    """(valid_from, valid_until) of a stored entitlement."""
+    return _HEADER.unpack_from(blob)[3:5]
+
+
+def stored_class(blob: bytes) -> bytes:
+    n = _HEADER.unpack_from(blob)[5]
+    return blob[_HEADER.size:_HEADER.size + n]
 
 
 def entitlement_raw(blob: bytes) -> bytes:
-    return blob[_ENT_HEADER.size:]
+    return blob[_HEADER.size + _HEADER.unpack_from(blob)[5]:]
 
 
-class StateStore:
-    """key (entitlement_id) -> packed state, for the partitions this worker owns (`owned`)."""
-
-    def __init__(self, admission: Admission):
-        self.admission = admission
-        self.data: dict[bytes, bytes] = {}
-        self.owned: set[int] = set()
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.data.get(key)
-
-    def updated_at(self, blob: bytes) -> int:
-        """updated_at of a stored state (decoded when the restore did not need to know it)."""
-        ts = entitlement_header(blob)[2]
-        if ts == UNKNOWN_UPDATED_AT:
-            ts = self.admission.codec.decode_obj("entitlement_state", entitlement_raw(blob)).updated_at
-        return ts
-
-    def is_stale(self, key: bytes, updated_at: int) -> bool:
-        """A newer state of this entitlement is already stored."""
-        prev = self.data.get(key)
-        return prev is not None and self.updated_at(prev) > updated_at
-
-    def put(self, key: bytes, partition: int, offset: int, updated_at: int, raw: bytes) -> None:
-        self.data[key] = pack_entitlement(partition, offset, updated_at, raw)
-
-    def delete(self, key: bytes) -> None:
-        self.data.pop(key, None)
-
-    def assign(self, owned: set[int], kept: set[int], restored: dict[bytes, bytes], partitions: int) -> int:
-        """Own `owned` now: drop the states of partitions not kept, add the restored ones;
-        returns how many states were dropped."""
-        dropped = self.drop_partitions(set(range(partitions)) - kept)
-        self.data.update(restored)
-        self.owned = set(owned)
-        return dropped
-
-    def drop_partitions(self, partitions: set[int]) -> int:
-        gone = [k for k, v in self.data.items() if entitlement_header(v)[0] in partitions]
-        for k in gone:
-            del self.data[k]
-        return len(gone)
-
-    def owned_keys(self) -> list[bytes]:
-        """Keys of the states in owned partitions (keys only: a sweep reads each state when its
-        turn comes, so it decides the latest one, and 1M tuples are not held for the GC)."""
-        owned = self.owned
-        return [k for k, v in list(self.data.items()) if entitlement_header(v)[0] in owned]
-
-    def owned_blobs(self, keys: Sequence[bytes]) -> list[bytes]:
-        """The stored states of `keys` still here (not deleted by a tombstone) and still in a
-        partition this worker owns (a partition revoked mid-sweep is its new owner's)."""
-        data, owned = self.data, self.owned
-        return [b for k in keys if (b := data.get(k)) is not None and entitlement_header(b)[0] in owned]
+def part(partition: int) -> bytes:
+    return _PART.pack(partition)
 
 
-def restore_partition_states(admission: Admission, messages: Iterable[Raw], found: dict[bytes, bytes]) -> None:
-    """Fold a chunk of records, read in offset order, into `found`.
+def state_key(partition: int, key: bytes) -> bytes:
+    return b"s" + _PART.pack(partition) + key
 
-    The last record of a key wins (compaction), except that a state older than the stored one
-    (by updated_at) or an invalid one never replaces a valid one; a tombstone removes the key."""
-    for m in messages:
-        key, value = m.key, m.value
-        if key is None:
+
+def index_key(partition: int, cls: bytes, key: bytes) -> bytes:
+    return b"x" + _PART.pack(partition) + cls + key
+
+
+def checkpoint_key(partition: int) -> bytes:
+    return b"m" + _PART.pack(partition)
+
+
+def pack_checkpoint(offset: int, written_ms: int) -> bytes:
+    return _CHECKPOINT.pack(offset, written_ms)
+
+
+def unpack_checkpoint(value: bytes) -> tuple[int, int]:
+    return _CHECKPOINT.unpack(value)
+
+
+def partition_range(prefix: bytes, partition: int) -> tuple[bytes, bytes]:
+    """[begin, end) of every key of one partition under `prefix` (b"s", b"x" or b"m")."""
+    return prefix + _PART.pack(partition), prefix + _PART.pack(partition + 1)
+
+
+@dataclass(frozen=True)
+class Selector:
+    """What a sweep reads: the classes some rule can remedy for some closed revision of an
+    incident, and the validity span that can meet one of those revisions (or a rule's fixed
+    instant). Anything else decides to nothing, so it is not read or decoded."""
+    classes: tuple[bytes, ...]
+    valid_lo: int          # a state whose valid_until is below this cannot be eligible
+    valid_hi: int          # nor one whose valid_from is above this
+
+    def admits(self, valid_from: int, valid_until: int) -> bool:
+        return valid_until >= self.valid_lo and valid_from <= self.valid_hi
+
+    @property
+    def empty(self) -> bool:
+        return not self.classes
+
+
+def selector(policy: Policy, histories: Iterable[IncidentHistory]) -> Selector:
+    """The Selector of a sweep under `policy` against `histories` (processors.entitlements:
+    a revision remedies only services it names, and only once it is closed; a retraction
+    reverses only what a closed revision remedied)."""
+    services: set[str] = set()
+    incidents: set[str] = set()
+    lo, hi = None, None
+    for h in histories:
+        closed = [r for r in h.revisions if r.status is not IncidentStatus.OPEN and r.ended_at is not None]
+        if not closed or h.incident_id is None:
             continue
-        if value is None:
-            found.pop(key, None)
-            continue
-        prev = found.get(key)
-        if prev is None:
-            found[key] = pack_entitlement(m.partition, m.offset, UNKNOWN_UPDATED_AT, value)
-            continue
-        # seen twice: decide which one stands, as the live path would have (it never stored an
-        # invalid state, and a newer updated_at wins)
-        ent = admission.valid("entitlement_state", value)
-        if ent is None:
-            continue
-        prev_ent = admission.valid("entitlement_state", entitlement_raw(prev))
-        if prev_ent is None or prev_ent.updated_at <= ent.updated_at:
-            found[key] = pack_entitlement(m.partition, m.offset, ent.updated_at, value)
+        incidents.add(h.incident_id)
+        for r in closed:
+            services.update(r.services)
+            lo = r.started_at if lo is None else min(lo, r.started_at)
+            hi = r.ended_at if hi is None else max(hi, r.ended_at)
+    classes = []
+    for service in sorted(services):
+        for kind in EntitlementKind:
+            for channel in BillingChannel:
+                rules = [r for r in policy.rules_for(service, kind, channel)
+                         if any(r.applies_to(i) for i in incidents)]
+                if not rules:
+                    continue
+                for r in rules:
+                    if r.active_at is not None:
+                        lo = r.active_at if lo is None else min(lo, r.active_at)
+                        hi = r.active_at if hi is None else max(hi, r.active_at)
+                classes.append(class_of(service, kind.value, channel.value))
+    if lo is None or hi is None:
+        return Selector((), 0, -1)
+    return Selector(tuple(classes), lo, hi)

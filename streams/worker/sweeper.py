@@ -26,7 +26,7 @@ import collections
 import gc
 import logging
 import time
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterator
 
 from processors.model import OutageWindow
 
@@ -39,7 +39,8 @@ from streams.worker.feed import IncidentFeed
 from streams.worker.gate import Gate
 from streams.worker.observe import Observer
 from streams.worker.retry import RegistryWait, retry_forever
-from streams.worker.store import StateStore
+from streams.worker.rocks import StateStore
+from streams.worker.store import selector
 from streams.worker.sweeppool import SweepPool, decide_stored
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class Sweeper:
         self._epoch = 0                        # counts revocations: a sweep sends only what it
                                                # decided for partitions it still owns
         self.sweeps_done = 0
+        self._swept = 0                        # states read by the sweep in progress
 
     # ------------------------------------------------------------------ requests
 
@@ -156,40 +158,51 @@ class Sweeper:
         self._fenced = False
         if not self.store.owned or not self.feed.histories:
             return 0
-        keys = self.store.owned_keys()
-        started = self.observer.sweep_started(len(keys))
+        # only the states some closed revision can remedy are read (worker.store.Selector)
+        sel = selector(self.admission.policy, self.feed.histories.values())
+        chunks = self.store.scan(sel, SWEEP_CHUNK)
+        started = self.observer.sweep_started(len(self.store))
         self._completed = False
+        self._swept = 0
         try:
-            return await (self._sweep_in_pool(keys) if self.pool is not None else self._sweep_here(keys))
+            return await (self._sweep_in_pool(chunks) if self.pool is not None else self._sweep_here(chunks))
         finally:
             self.observer.sweep_finished(started, self._completed)
 
-    async def _sweep_here(self, keys: list[bytes]) -> int:
+    async def _sweep_here(self, chunks: Iterator[list[bytes]]) -> int:
         produced = 0
         batch, held, epoch = Batch(), 0, self._epoch
-        for i in range(0, len(keys), SWEEP_CHUNK):
+        while True:
             if self._catch_up_due or self._fenced:
-                return produced + await self._interrupted(i, len(keys))
+                return produced + await self._interrupted(self._swept)
             async with self.gate.lock:
                 if self._epoch != epoch:     # partitions revoked since `batch` was decided: not ours to send
                     batch, held, epoch = Batch(), 0, self._epoch
-                blobs = self.store.owned_blobs(keys[i:i + SWEEP_CHUNK])
+                blobs = next(chunks, None)
+                if blobs is None:
+                    break
+                self._swept += len(blobs)
                 histories = list(self.feed.histories.values())
                 for j in range(0, len(blobs), SWEEP_SLICE):
                     await asyncio.sleep(0)     # the previous transaction moves on meanwhile
                     decide_stored(self.admission, histories, self.topic, blobs[j:j + SWEEP_SLICE], batch)
                 held += len(blobs)
-                if held >= SWEEP_TXN or i + SWEEP_CHUNK >= len(keys):
+                if held >= SWEEP_TXN:
                     # One emit in flight at a time, so in-flight marks and ledger checks stay as
                     # they were; deciding the next chunks overlaps this one's broker and Redis waits.
                     produced += await self.gate.settle()
                     self.gate.run_behind(self._emit(batch))
                     batch, held = Batch(), 0
             self.observer.sweep_progress(len(blobs))
+        if held:
+            async with self.gate.lock:
+                if self._epoch == epoch:
+                    produced += await self.gate.settle()
+                    self.gate.run_behind(self._emit(batch))
         produced += await self.gate.settle()
         self._completed = True
         self.sweeps_done += 1
-        log.info("sweep %d: %d entitlements, %d records published", self.sweeps_done, len(keys), produced)
+        log.info("sweep %d: %d entitlements, %d records published", self.sweeps_done, self._swept, produced)
         return produced
 
     async def _emit(self, batch: Batch) -> int:
@@ -206,19 +219,18 @@ class Sweeper:
             log.warning("sweep transaction dropped: the group moved on (%s)", exc)
             return 0
 
-    async def _interrupted(self, done: int, total: int) -> int:
+    async def _interrupted(self, done: int) -> int:
         """A new assignment arrived (or the group moved on) mid-sweep: catch up first, then
         sweep again."""
         produced = await self.gate.settle()
         if self._fenced:
-            log.info("sweep stopped after %d of %d entitlements: the group moved on; waiting for an assignment",
-                     done, total)
+            log.info("sweep stopped after %d entitlements: the group moved on; waiting for an assignment", done)
         else:
             self._sweep_due = True
-            log.info("sweep interrupted by a new assignment after %d of %d entitlements", done, total)
+            log.info("sweep interrupted by a new assignment after %d entitlements", done)
         return produced
 
-    async def _sweep_in_pool(self, keys: list[bytes]) -> int:
+    async def _sweep_in_pool(self, chunks: Iterator[list[bytes]]) -> int:
         """The sweep with its decisions made in helper processes: chunks are decided ahead, a
         few at a time, and published in order, one transaction (of several chunks) at a time."""
         assert self.pool is not None
@@ -226,16 +238,19 @@ class Sweeper:
         ahead = self.pool.processes + 1
         pending: collections.deque[asyncio.Future] = collections.deque()
         produced = 0
-        i = 0
+        more = True
         records: list = []
         remedies: list = []
         actions: dict = {}
         held, epoch = 0, self._epoch
-        while i < len(keys) or pending:
-            while i < len(keys) and len(pending) < ahead and not (self._catch_up_due or self._fenced):
-                pending.append(self.pool.submit(histories, self.topic,
-                                                self.store.owned_blobs(keys[i:i + SWEEP_CHUNK])))
-                i += SWEEP_CHUNK
+        while more or pending:
+            while more and len(pending) < ahead and not (self._catch_up_due or self._fenced):
+                blobs = next(chunks, None)
+                if blobs is None:
+                    more = False
+                    break
+                self._swept += len(blobs)
+                pending.append(self.pool.submit(histories, self.topic, blobs))
             if not pending:
                 break
             chunk_records, chunk_remedies, chunk_actions, decided = await pending.popleft()
@@ -248,7 +263,7 @@ class Sweeper:
             actions.update(chunk_actions)
             held += decided
             self.observer.sweep_progress(decided)
-            if held < SWEEP_TXN and (pending or i < len(keys)):
+            if held < SWEEP_TXN and (pending or more):
                 continue
             async with self.gate.exclusive():
                 fence = self._fence()
@@ -261,10 +276,10 @@ class Sweeper:
                     self._fenced = True
                     log.warning("sweep transaction dropped: the group moved on (%s)", exc)
             records, remedies, actions, held = [], [], {}, 0
-        if i < len(keys):
-            return produced + await self._interrupted(i, len(keys))
+        if more:
+            return produced + await self._interrupted(self._swept)
         self._completed = True
         self.sweeps_done += 1
         log.info("sweep %d: %d entitlements in %d processes, %d records published",
-                 self.sweeps_done, len(keys), self.pool.processes, produced)
+                 self.sweeps_done, self._swept, self.pool.processes, produced)
         return produced

@@ -35,7 +35,9 @@ class Workers(WorkerPool):
     They use the broker and Redis of the pool's settings (a test's private ones, or the shared)."""
 
     def start(self, n: int, env: dict[str, str] | None = None) -> None:
-        super().start(n, env={**self.settings.client_env(), **(env or {})})
+        # the workers' entitlement stores live with their logs (a restarted worker finds its own)
+        super().start(n, env={**self.settings.client_env(), "MAKEGOOD_STATE_DIR": str(self.logdir / "state"),
+                              **(env or {})})
 
     def kill(self, i: int, sig: int = signal.SIGKILL) -> None:
         self.procs[i].send_signal(sig)

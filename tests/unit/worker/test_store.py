@@ -1,81 +1,199 @@
-"""Restoring entitlement states from the compacted topic (streams/worker/store.py), without Kafka:
-the records a partition holds are folded in offset order exactly as the live path would have."""
+"""The on-disk entitlement store (streams/worker/store.py layout, rocks.py, restore.py) on a real
+RocksDB in a temporary directory, without Kafka: key layout, staged writes and checkpoints,
+restore folding, restore plans, and the sweep's selection."""
 import dataclasses
 
 import pytest
 
+from processors.entitlements import decide_entitlement
+from processors.model import BillingChannel, EntitlementKind, IncidentStatus, Source
+from processors.windows import IncidentHistory
 from streams.decide.admit import Admission
 from streams.kafka.reader import Raw
 from streams.settings import ROOT
 from streams.wire.codec import Codec
-from streams.worker.store import (UNKNOWN_UPDATED_AT, StateStore, entitlement_header, entitlement_raw,
-                                  restore_partition_states)
-from tests.factories import ent, reference
+from streams.worker import store as layout
+from streams.worker.restore import TAIL_TRUSTED_MS, fold, plan
+from streams.worker.rocks import StateStore
+from tests.factories import DAY, HOUR, START, ent, reference, window
+
+TOPIC = "t.entitlement.states.v1"
 
 
 @pytest.fixture(scope="module")
-def store() -> StateStore:
-    return StateStore(Admission(Codec.from_dir(ROOT / "schemas"), reference()))
+def admission() -> Admission:
+    return Admission(Codec.from_dir(ROOT / "schemas"), reference())
 
 
-def _raw(key, value, partition, offset):
-    return Raw(partition, offset, key, value, None)
+@pytest.fixture
+def store(tmp_path, admission):
+    s = StateStore(tmp_path / "stores", admission, TOPIC)
+    s.open()
+    yield s
+    s.close()
 
 
-def _rec(store, e, offset, partition=3):
-    return _raw(e.entitlement_id.encode(), store.admission.codec.encode_obj("entitlement_state", e), partition, offset)
+def _rec(admission, e, offset, partition=3):
+    return Raw(partition, offset, e.entitlement_id.encode(), admission.codec.encode_obj("entitlement_state", e), None)
 
 
-def _restore(store, records):
-    found: dict[bytes, bytes] = {}
-    restore_partition_states(store.admission, records, found)
-    return found
+def _state(store, key, partition=3):
+    blob = store.get(partition, key)
+    return None if blob is None else store.admission.codec.decode_obj("entitlement_state", layout.entitlement_raw(blob))
 
 
-def test_a_key_seen_once_is_stored_undecoded_with_its_source(store):
+# ---------------------------------------------------------------- layout
+
+
+def test_a_stored_value_carries_its_source_validity_class_and_bytes(admission):
+    e = ent(entitlement_id="e1", service="melon", billing_channel=BillingChannel.CARRIER)
+    raw = admission.codec.encode_obj("entitlement_state", e)
+    blob = layout.pack_entitlement(3, 7, e, raw)
+    assert layout.entitlement_header(blob) == (3, 7, e.updated_at)
+    assert layout.entitlement_validity(blob) == (e.valid_from, e.valid_until)
+    assert layout.stored_class(blob) == b"melon\x00SUBSCRIPTION\x00CARRIER\x00"
+    assert layout.entitlement_raw(blob) == raw
+
+
+def test_keys_sort_by_partition_so_a_partition_is_one_range():
+    lo, hi = layout.partition_range(b"s", 2)
+    assert lo <= layout.state_key(2, b"") and layout.state_key(2, b"\xff" * 40) < hi
+    assert layout.state_key(1, b"\xff" * 40) < lo <= hi <= layout.state_key(3, b"")
+    cls = b"melon\x00RENTAL\x00WEB\x00"
+    assert layout.index_key(2, cls, b"e1").startswith(b"x" + layout.part(2) + cls)
+
+
+# ---------------------------------------------------------------- staged writes, checkpoints
+
+
+def test_a_staged_batch_is_read_back_by_itself_and_written_only_on_apply(store, admission):
     e = ent(entitlement_id="e1")
-    found = _restore(store, [_rec(store, e, 7)])
-    blob = found[b"e1"]
-    assert entitlement_header(blob) == (3, 7, UNKNOWN_UPDATED_AT)
-    assert store.admission.codec.decode_obj("entitlement_state", entitlement_raw(blob)) == e
-    assert store.updated_at(blob) == e.updated_at      # decoded on demand
+    staged = store.stage()
+    store.put(staged, 3, b"e1", layout.pack_entitlement(3, 5, e, b"raw"), None)
+    assert store.get(3, b"e1", staged) is not None
+    assert store.get(3, b"e1") is None and store.checkpoint(3) is None    # an aborted batch leaves nothing
+    store.apply(staged, {3: 6})
+    assert store.get(3, b"e1") is not None and store.checkpoint(3)[0] == 6
 
 
-def test_the_newer_state_wins_whatever_the_offset_order(store):
+def test_a_class_change_moves_the_index_entry_and_a_delete_removes_both(store, admission):
+    old = ent(entitlement_id="e1", service="melon")
+    new = dataclasses.replace(old, service="kakaotv", kind=EntitlementKind.VOD_PASS, updated_at=old.updated_at + 1)
+    fold(store, admission, [_rec(admission, old, 0), _rec(admission, new, 1)])
+    index = [k for k in store.db.keys(from_key=b"x") if k.startswith(b"x")]
+    assert index == [layout.index_key(3, layout.entitlement_class(new), b"e1")]
+    fold(store, admission, [Raw(3, 2, b"e1", None, None)])
+    assert [k for k in store.db.keys() if k[:1] in (b"s", b"x")] == []
+    assert store.checkpoint(3)[0] == 3
+
+
+def test_a_store_survives_a_reopen_and_a_second_opener_gets_its_own_slot(tmp_path, admission):
+    a = StateStore(tmp_path / "stores", admission, TOPIC)
+    first = a.open()
+    fold(a, admission, [_rec(admission, ent(entitlement_id="e1"), 0)])
+    b = StateStore(tmp_path / "stores", admission, TOPIC)
+    assert b.open() != first               # the first slot is locked by a running store
+    b.close()
+    a.close()
+    again = StateStore(tmp_path / "stores", admission, TOPIC)
+    assert again.open() == first and again.get(3, b"e1") is not None and again.checkpoint(3)[0] == 1
+    again.close()
+
+
+def test_a_corrupt_or_foreign_store_is_rebuilt_empty_with_a_warning(tmp_path, admission, caplog):
+    a = StateStore(tmp_path / "stores", admission, TOPIC)
+    path = a.open()
+    fold(a, admission, [_rec(admission, ent(entitlement_id="e1"), 0)])
+    a.close()
+    for f in path.glob("MANIFEST-*"):
+        f.write_bytes(b"garbage")
+    b = StateStore(tmp_path / "stores", admission, TOPIC)
+    assert b.open() == path
+    assert b.get(3, b"e1") is None and b.checkpoint(3) is None
+    assert "moved aside and rebuilt" in caplog.text
+    b.close()
+    other = StateStore(tmp_path / "stores", admission, "other.topic")
+    other.open()
+    assert "not 'makegood-entitlements-1 other.topic'" in caplog.text
+    other.close()
+
+
+# ---------------------------------------------------------------- restore
+
+
+def test_the_newer_state_wins_whatever_the_offset_order(store, admission):
     old = ent(entitlement_id="e1")
     new = dataclasses.replace(old, updated_at=old.updated_at + 60_000, price_krw=9900)
-    later_new = _restore(store, [_rec(store, old, 1), _rec(store, new, 2)])
-    assert store.admission.codec.decode_obj("entitlement_state", entitlement_raw(later_new[b"e1"])) == new
-    # an older state published after a newer one does not replace it (as on arrival)
-    later_old = _restore(store, [_rec(store, new, 1), _rec(store, old, 2)])
-    assert entitlement_header(later_old[b"e1"])[1] == 1
+    fold(store, admission, [_rec(admission, old, 1), _rec(admission, new, 2)])
+    assert _state(store, b"e1") == new
+    fold(store, admission, [_rec(admission, old, 3)])     # older, published later: does not replace it
+    assert _state(store, b"e1") == new
 
 
-def test_an_invalid_or_undecodable_record_never_replaces_a_valid_one(store):
+def test_an_invalid_record_never_replaces_a_valid_one_and_a_keyless_one_is_ignored(store, admission):
     good = ent(entitlement_id="e1")
     bad = dataclasses.replace(good, updated_at=good.updated_at + 60_000, price_krw=-5)
-    found = _restore(store, [_rec(store, good, 1), _rec(store, bad, 2), _raw(b"e1", b"not avro", 3, 3)])
-    assert entitlement_header(found[b"e1"])[1] == 1
+    fold(store, admission, [_rec(admission, good, 1), _rec(admission, bad, 2), Raw(3, 3, b"e1", b"not avro", None),
+                            Raw(3, 4, None, b"x", None)])
+    assert _state(store, b"e1") == good and store.checkpoint(3)[0] == 5
 
 
-def test_an_invalid_state_stored_alone_gives_way_to_a_valid_one(store):
-    bad = ent(entitlement_id="e1", price_krw=-5)
-    good = dataclasses.replace(bad, price_krw=4900, updated_at=bad.updated_at - 60_000)
-    found = _restore(store, [_rec(store, bad, 1), _rec(store, good, 2)])
-    assert entitlement_header(found[b"e1"])[1] == 2
+def test_restore_plans_read_only_what_the_store_lacks():
+    now = START
+    assert plan(0, 100, None, now).start == 0                               # never stored: all
+    assert (plan(0, 100, (100, now), now).start, plan(0, 100, (100, now), now).why) == (100, "current")
+    assert plan(0, 100, (60, now), now).start == 60                        # the tail only
+    assert plan(0, 100, (160, now), now).full                              # past the group: reset
+    assert plan(0, 100, (60, now - TAIL_TRUSTED_MS - 1), now).full          # tombstones may be gone
 
 
-def test_a_tombstone_removes_the_key_and_a_keyless_record_is_ignored(store):
-    e = ent(entitlement_id="e1")
-    found = _restore(store, [_rec(store, e, 1), _raw(b"e1", None, 3, 2), _raw(None, b"x", 3, 3)])
-    assert found == {}
-    again = _restore(store, [_rec(store, e, 1), _raw(b"e1", None, 3, 2), _rec(store, e, 4)])
-    assert entitlement_header(again[b"e1"])[1] == 4
+# ---------------------------------------------------------------- sweep selection
 
 
-def test_drop_partitions_keeps_the_others(store):
-    s = StateStore(store.admission)
-    s.put(b"a", 1, 0, 10, b"x")
-    s.put(b"b", 2, 0, 10, b"y")
-    assert s.drop_partitions({1}) == 1 and list(s.data) == [b"b"]
-    assert s.is_stale(b"b", 9) and not s.is_stale(b"b", 10) and not s.is_stale(b"zz", 0)
+def _history(*revisions):
+    h = IncidentHistory(())
+    for r in revisions:
+        h = h.accept(r)
+    return h
+
+
+def test_the_selector_names_only_classes_a_closed_revision_and_a_rule_can_remedy():
+    policy = reference()
+    sel = layout.selector(policy, [_history(window(services=("melon", "kakaotv")))])
+    assert set(sel.classes) == {b"melon\x00SUBSCRIPTION\x00" + c.value.encode() + b"\x00" for c in BillingChannel} | \
+        {b"kakaotv\x00VOD_PASS\x00" + c.value.encode() + b"\x00" for c in BillingChannel}
+    assert layout.selector(policy, [_history(window(status=IncidentStatus.OPEN))]).empty
+
+
+def test_the_selector_never_skips_a_state_that_is_owed_something():
+    """Against every class and a spread of validity spans: a skipped state decides to nothing."""
+    policy = reference()
+    w1 = window(services=("melon", "gift", "kakaotalk"))
+    w2 = window(revision=2, services=("melon", "gift"), ended_at=w1.ended_at + 5 * HOUR)
+    retracted = window(revision=3, status=IncidentStatus.RETRACTED, services=("melon",))
+    for hist in (_history(w1), _history(w1, w2), _history(w1, w2, retracted)):
+        sel = layout.selector(policy, [hist])
+        for service in ("melon", "gift", "kakaotalk", "kakaotv", "shopping"):
+            for kind in EntitlementKind:
+                for ch in BillingChannel:
+                    for vf, vu in ((-40, -20), (-40, 0), (-10, 20), (0, 1), (2, 40), (-400, 400)):
+                        e = ent(service=service, kind=kind, billing_channel=ch,
+                                valid_from=START + vf * DAY, valid_until=START + vu * DAY)
+                        d = decide_entitlement(policy, hist, e, Source(TOPIC, 0, 0))
+                        picked = layout.entitlement_class(e) in sel.classes and sel.admits(e.valid_from, e.valid_until)
+                        assert picked or not (d.remedies or d.notices), (service, kind, ch, vf, vu)
+
+
+def test_a_scan_reads_only_owned_partitions_and_selected_classes(store, admission):
+    states = [ent(entitlement_id=f"e{i}", service=("melon", "kakaotv", "kakaopage")[i % 3],
+                  kind=(EntitlementKind.SUBSCRIPTION, EntitlementKind.VOD_PASS, EntitlementKind.RENTAL)[i % 3],
+                  valid_until=START + (20 if i % 5 else -30) * DAY) for i in range(300)]
+    for p in (1, 2):
+        fold(store, admission, [_rec(admission, e, i, partition=p) for i, e in enumerate(states)])
+    store.owned = {2}
+    sel = layout.selector(admission.policy, [_history(window(services=("melon",)))])
+    got = [b for chunk in store.scan(sel, 7) for b in chunk]
+    decoded = [admission.codec.decode_obj("entitlement_state", layout.entitlement_raw(b)) for b in got]
+    assert {layout.entitlement_header(b)[0] for b in got} == {2}
+    assert sorted(e.entitlement_id for e in decoded) == sorted(
+        e.entitlement_id for e in states if e.service == "melon" and e.valid_until > START)

@@ -12,7 +12,7 @@ from streams.decide.admit import Admission
 from streams.decide.outputs import Batch, batch_outputs, encode_outputs
 from streams.settings import ROOT
 from streams.wire.codec import Codec
-from streams.worker.store import UNKNOWN_UPDATED_AT, pack_entitlement
+from streams.worker.store import pack_entitlement
 from streams.settings import Settings
 from streams.worker.sweeppool import SweepPool, decide_chunk
 from tests.factories import DAY, HOUR, START, ent, reference, window
@@ -41,11 +41,11 @@ def _histories():
 
 
 def _blobs(codec, states):
-    blobs = [pack_entitlement(i % 8, i, UNKNOWN_UPDATED_AT, codec.encode_obj("entitlement_state", e))
+    blobs = [pack_entitlement(i % 8, i, e, codec.encode_obj("entitlement_state", e))
              for i, e in enumerate(states)]
     invalid = dataclasses.replace(states[0], entitlement_id="bad", price_krw=-1)
-    blobs.insert(5, pack_entitlement(0, 999, 0, codec.encode_obj("entitlement_state", invalid)))
-    blobs.insert(9, pack_entitlement(0, 998, 0, b"not avro"))
+    blobs.insert(5, pack_entitlement(0, 999, invalid, codec.encode_obj("entitlement_state", invalid)))
+    blobs.insert(9, pack_entitlement(0, 998, states[0], b"not avro"))
     return blobs
 
 
