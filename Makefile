@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test unit faults setup stack down status bench clean
+.PHONY: help demo test unit faults setup stack down status bench wheel clean
 
 help:  ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -29,6 +29,11 @@ bench: setup  ## benchmarks under bench/ on the local stack (long)
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/makegood dev up
 	$(BIN)/python -m bench
+
+wheel: setup  ## dist/makegood-<version>-py3-none-any.whl: the code plus schemas, topics, policies (README "Install")
+	rm -rf build dist
+	$(BIN)/pip wheel --no-deps -q -w dist .
+	@ls dist/*.whl
 
 setup: $(STAMP)  ## venv with makegood and its dev dependencies
 

@@ -10,8 +10,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from streams.errors import ConfigError
 from streams.security import KafkaSecurity, RedisSecurity, read_secret, redact
+from streams.resources import data_root, default_state_dir, policy_file
 
-ROOT = Path(__file__).resolve().parent.parent
+# schemas/ and deploy/: the checkout, or the installed wheel's package data (streams/resources.py)
+ROOT = data_root()
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/0"
@@ -93,7 +95,8 @@ class Settings:
     # they never see each other's records.
     namespace: str = ""
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
-    state_dir: Path = ROOT / ".stack"
+    # .stack/ in a checkout, ~/.local/state/makegood (XDG_STATE_HOME) when installed
+    state_dir: Path = field(default_factory=default_state_dir)
     # helper processes a worker decides its sweeps in (0: in the worker itself); sweeppool.py
     sweep_processes: int = 0
     # the worker's HTTP endpoint: /metrics, /healthz, /readyz (ops/http.py)
@@ -128,11 +131,11 @@ class Settings:
         if env.get("MAKEGOOD_TOPIC_PROFILE"):
             values["topic_profile"] = _choice(env, "MAKEGOOD_TOPIC_PROFILE", TOPIC_PROFILES, str.lower)
         if env.get("MAKEGOOD_POLICY"):
-            values["policy_path"] = Path(env["MAKEGOOD_POLICY"])
+            values["policy_path"] = _policy(env["MAKEGOOD_POLICY"].strip())
         if env.get("MAKEGOOD_NAMESPACE"):
             values["namespace"] = env["MAKEGOOD_NAMESPACE"]
-        if env.get("MAKEGOOD_STATE_DIR"):
-            values["state_dir"] = Path(env["MAKEGOOD_STATE_DIR"])
+        values["state_dir"] = (Path(env["MAKEGOOD_STATE_DIR"]) if env.get("MAKEGOOD_STATE_DIR")
+                               else default_state_dir(env))
         if env.get("MAKEGOOD_SWEEP_PROCESSES"):
             values["sweep_processes"] = _int(env, "MAKEGOOD_SWEEP_PROCESSES", 0, 64)
         if env.get("MAKEGOOD_WORKER_ID"):
@@ -266,6 +269,15 @@ def _int(env: dict[str, str], name: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} is outside [{low}, {high}]")
     return value
+
+
+def _policy(value: str) -> Path:
+    """MAKEGOOD_POLICY: a path to a policy file, or the name of one that ships with makegood
+    (`whatif-5day`), which an installed package keeps where only it knows."""
+    path = Path(value)
+    if path.suffix in (".yaml", ".yml") or "/" in value or path.exists():
+        return path
+    return policy_file(value)
 
 
 def _secret_file(env: dict[str, str], name: str) -> str:

@@ -14,6 +14,7 @@ from typing import Callable
 
 from streams.dev.procs import ServiceStatus, _alive, _port_open, _read_pid, _stop, _tail, _wait
 from streams.errors import StackError
+from streams.resources import maven_project, sync_maven_project
 from streams.settings import Settings
 
 REGISTRY_PORT = 8081
@@ -24,12 +25,14 @@ class LocalRegistry:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.home = settings.state_dir / "registry"
-        self.project = settings.root / "deploy" / "registry"
+        # deploy/registry/ in a checkout; a copy under the state dir for an installed package
+        self.project = maven_project("registry", settings.state_dir)
         self.jar = self.project / "app" / "target" / RUNNER
         self.pid_file = self.home / "registry.pid"
         self.log = self.home / "registry.out"
 
     def ensure_built(self, say: Callable[[str], None]) -> None:
+        sync_maven_project("registry", self.settings.state_dir)
         if self.jar.exists() and (self.jar.parent / "lib").is_dir():
             return
         mvn = shutil.which("mvn")

@@ -18,6 +18,7 @@ from typing import Callable
 from streams.dev.procs import ServiceStatus, _alive, _kill, _port_open, _read_pid, _spawn, _stop, _tail, _wait
 from streams.dev.registry import LocalRegistry
 from streams.dev.secure import LocalSecurity, secure_up
+from streams.resources import maven_project, sync_maven_project
 from streams.settings import Settings
 from streams.errors import StackError
 
@@ -45,8 +46,10 @@ class LocalKafka:
         self.secure_port = secure_port
         self.tied = tied
         self.home = home or settings.state_dir / "kafka"
-        self.pom = settings.root / "deploy" / "kafka" / "pom.xml"
-        self.libs = settings.root / "deploy" / "kafka" / "target" / "libs"
+        # deploy/kafka/ in a checkout; a copy under the state dir for an installed package
+        self.project = maven_project("kafka", settings.state_dir)
+        self.pom = self.project / "pom.xml"
+        self.libs = self.project / "target" / "libs"
         self.pid_file = self.home / "kafka.pid"
         self.log = self.home / "kafka.out"
         self.security = LocalSecurity(self.home, self._role_users()) if secure_port else None
@@ -62,6 +65,7 @@ class LocalKafka:
         return self.security.client(self.settings, user, self.secure_port, mechanism)
 
     def ensure_jars(self, say: Callable[[str], None]) -> None:
+        sync_maven_project("kafka", self.settings.state_dir)
         if any(self.libs.glob("kafka_2.13-*.jar")) and any(self.libs.glob("slf4j-reload4j-*.jar")):
             return
         mvn = shutil.which("mvn")
