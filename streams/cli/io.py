@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
+from streams.cli.help import command
 from streams.wire.codec import DecodeError
 from streams.wire.framing import CLI_OUTAGE_WAIT, open_codec
 from streams.wire.jsonio import JsonRecordError, JsonRecords
@@ -280,8 +281,10 @@ def _positive(kind: type) -> Callable[[str], Any]:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the publish/consume sub-commands to the makegood parser."""
     topics = ", ".join(TOPIC_SCHEMAS)
-    pub = sub.add_parser(
-        "publish", help="validate JSON lines against a topic's schema and publish the valid ones",
+    pub = command(
+        sub, "publish", help="validate JSON lines against a topic's schema and publish the valid ones",
+        examples=["makegood publish damage.reports.v1 reports.jsonl",
+                  "makegood consume remedy.deadletter.v1 --from-beginning --max 1 | makegood publish remedy.deadletter.v1 -"],
         description=f"Publish JSON lines (one record per line) to TOPIC, one of: {topics}. "
                     "Invalid lines are reported as `line N: reason` and not published. "
                     'On entitlement.states.v1, {"entitlement_id": "...", "__tombstone__": true} '
@@ -291,8 +294,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     pub.add_argument("file", metavar="FILE", help="JSON-lines file, or - for standard input")
     pub.set_defaults(func=publish)
 
-    con = sub.add_parser(
-        "consume", help="print a topic's records as JSON lines",
+    con = command(
+        sub, "consume", help="print a topic's records as JSON lines",
+        examples=["makegood consume remedy.actions.v1 --from-beginning --until-idle 2 | jq -c '{user_id, action}'",
+                  "makegood consume remedy.notices.v1 --group support-desk   # follow, committing what was printed"],
         description=f"Print the records of TOPIC ({topics}) as JSON lines on standard output. "
                     "Records that cannot be decoded are reported on standard error and skipped.")
     con.add_argument("topic", metavar="TOPIC", help="logical topic name, e.g. remedy.actions.v1")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from streams.cli.help import command
 from streams.wire.framing import CLI_OUTAGE_WAIT, open_codec
 from streams.errors import ReportError, UnknownIncident
 from streams.report.collect import collect, to_json
@@ -45,8 +46,11 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(sub: Any) -> None:
     """Add the `report` command to the `makegood` subparsers."""
-    p = sub.add_parser("report", help="print an incident's remedies, money, reviews, dead letters and timing",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(sub, "report", help="print an incident's remedies, money, reviews, dead letters and timing",
+                description=__doc__,
+                examples=["makegood report INC-20221015-PANGYO",
+                          "makegood report INC-20221015-PANGYO --html report.html   # also a page for the billing lead",
+                          "makegood report INC-20221015-PANGYO --json | jq .totals"])
     p.add_argument("incident_id", metavar="INCIDENT_ID", help="e.g. INC-20221015-PANGYO")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report with charts")
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of text")
