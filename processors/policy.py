@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import product
@@ -107,6 +108,7 @@ class ReportPolicy:
 
 
 _Key = tuple[str, EntitlementKind, BillingChannel]
+DEFAULT_TIMEZONE = "Asia/Seoul"  # the reference incident's (KST); a policy's optional `timezone`
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -117,6 +119,7 @@ class Policy:
     rules: tuple[Rule, ...]
     reports: ReportPolicy
     origin: str = "<policy>"
+    timezone: str = DEFAULT_TIMEZONE  # IANA zone people of the incident read times in (reports, notices)
     _index: Mapping[_Key, tuple[Rule, ...]] = field(default_factory=dict, repr=False)
 
     def rules_for(
@@ -129,7 +132,8 @@ class Policy:
 # ---------------------------------------------------------------------------- parsing
 
 _DURATION = re.compile(r"^([1-9][0-9]*)([hd])$")
-_TOP_KEYS = {"version", "services", "on_retract", "intake", "rules", "reports"}
+_TOP_KEYS = {"version", "services", "on_retract", "intake", "rules", "reports", "timezone"}
+
 _RULE_KEYS = {"id", "services", "kinds", "channels", "incidents", "eligible", "remedy"}
 _REPORT_KEYS = {"business", "individual"}
 _BUSINESS_KEYS = {"rule", "tiers"}
@@ -234,6 +238,9 @@ def parse_policy(mapping: Mapping[str, Any], origin: str) -> Policy:
             raise PolicyError(origin, rule.id, "id", "duplicate rule id")
         seen.add(rule.id)
     reports = _parse_reports(top.get("reports", {}), top.get("intake", {}), ctx, seen)
+    timezone = ctx.text(top.get("timezone", DEFAULT_TIMEZONE), "timezone")
+    if timezone not in zoneinfo.available_timezones():  # IANA names: Asia/Seoul, UTC, ...
+        raise ctx.fail("timezone", f"unknown IANA time zone {timezone!r}; write e.g. Asia/Seoul or UTC")
     return Policy(
         version=version,
         services=services,
@@ -241,6 +248,7 @@ def parse_policy(mapping: Mapping[str, Any], origin: str) -> Policy:
         rules=rules,
         reports=reports,
         origin=origin,
+        timezone=timezone,
         _index=_build_index(rules, services, origin),
     )
 

@@ -21,7 +21,7 @@ from streams.wire.framing import CLI_OUTAGE_WAIT, open_codec
 from streams.wire.jsonio import JsonRecords, parse_timestamp
 from streams.replay.replay import DEFAULT_MAX_RECORDS, Replay, ReplayError, parse_offsets
 from streams.settings import Settings
-from streams.kafka.topics import ACTIONS, INPUT_TOPICS, NOTICES, REVIEWS
+from streams.kafka.topics import ACTIONS, INPUT_TOPICS, NOTICES, OUTAGES, REVIEWS
 
 
 def _err(text: str) -> None:
@@ -115,10 +115,10 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
             _err(f"  ... and {len(ev.skipped) - args.show} more skipped")
         notes = "".join(f", {n} {k}" for k, n in sorted(ev.notes.items()))
         _err(f"read {ev.read:,} records: {len(ev.skipped):,} undecodable or invalid{notes}")
+        if other is not None:
+            return _what_if(job, ev, policy, other)
         decisions, outcomes = job.decide(ev, policy)
         records, remedies = job.outputs(decisions)
-        if other is not None:
-            return _what_if(job, ev, policy, other, remedies)
         issued = job.issued([r[0] for r in records])
         fresh = [r for r in records if r[0] not in issued]
         fresh_remedies = [r for r in remedies if r.remedy_id not in issued]
@@ -154,14 +154,29 @@ def _dry_run(settings: Settings, remedies: Sequence[RemedyAction], show: int) ->
         _err(f"showing {show} of {len(remedies):,} remedies (--show N for more)")
 
 
-def _what_if(job: Replay, ev, policy, other, remedies: Sequence[RemedyAction]) -> int:
-    other_remedies = job.outputs(job.decide(ev, other)[0])[1]
+def _what_if(job: Replay, ev, policy, other) -> int:
+    from streams.replay.whatif import decide_incident, load_incident_reports, reviews_of
+    whole = ev.topic == OUTAGES
+    if whole:
+        load_incident_reports(job, ev)
+    runs = []
+    for p in (policy, other):
+        decisions = decide_incident(job, ev, p) if whole else job.decide(ev, p)[0]
+        runs.append((job.outputs(decisions)[1], reviews_of(decisions)))
+    (remedies, reviews), (other_remedies, other_reviews) = runs
     names = (f"current {policy.version}", f"what-if {other.version}")
-    print(f"what-if over {ev.read:,} records of {ev.topic}; the ledger is ignored: every remedy "
-          "the range earns is counted (net totals subtract reversals)")
+    scope = (f"the incident(s) {', '.join(sorted(ev.incidents)) or '(none)'}: {len(ev.entitlements):,} entitlements "
+             f"and {len(ev.reports):,} damage reports" if whole else f"{ev.read:,} records of {ev.topic}")
+    print(f"what-if over {scope}; the ledger is ignored: every remedy earned is counted "
+          "(net totals subtract reversals)")
     print("\n".join(cost_table(costs(remedies, "action"), costs(other_remedies, "action"), "by action", names)))
     print()
     print("\n".join(cost_table(costs(remedies, "rule"), costs(other_remedies, "rule"), "by rule", names)))
+    if whole:
+        print()
+        for name, rv in zip(names, (reviews, other_reviews)):
+            claimed = sum(v.claimed_loss_krw or 0 for v in rv)
+            print(f"{name}: {len(rv):,} review case(s) left to a reviewer, claiming {claimed:,} won (not priced above)")
     return 0
 
 

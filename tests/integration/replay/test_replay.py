@@ -250,12 +250,18 @@ def test_what_if_policy_prints_both_costs_and_publishes_nothing(scenario, tmp_pa
     web = [int(x.replace(",", "")) for x in rows["emoticon-plus-web"]]
     assert web[0] == web[3] == n_web and web[2] == 72 * n_web and web[5] == 120 * n_web
     assert web[8] == 48 * n_web
+    # the whole incident in one run: the windows' what-if prices the damage reports too (#16)
+    paid = sum(r.amount_krw for r in scenario.expected if r.action.value == "PAYOUT")
+    assert paid > 0
+    whole = [int(x.replace(",", "")) for x in rows["PAYOUT"]]
+    assert whole[1] == paid and whole[4] == 2 * paid and whole[7] == paid
+    assert [int(x.replace(",", "")) for x in rows["total"]][0] == len(scenario.expected)
+    assert "damage reports" in res.stdout.splitlines()[0] and "review case(s) left to a reviewer" in res.stdout
 
     res = scenario.cli("replay", "damage.reports.v1", "--from", "0", "--dry-run", "--policy", str(variant))
     assert res.returncode == 0, res.stderr
     payout = [int(x.replace(",", "")) for x in
               next(line for line in res.stdout.splitlines() if line.startswith("PAYOUT")).split()[1:]]
-    paid = sum(r.amount_krw for r in scenario.expected if r.action.value == "PAYOUT")
     assert payout[1] == paid and payout[4] == 2 * paid and payout[7] == paid
     assert scenario.counts() == before
 
