@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test unit faults setup stack down status bench clean
+.PHONY: help demo test unit faults setup stack down status bench clean browser
 
 help:  ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ bench: setup  ## benchmarks under bench/ on the local stack (long)
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/makegood dev up
 	$(BIN)/python -m bench
+
+browser:  ## Debian's headless Chromium, for the HTML report's layout test at 700 and 1400 px (skipped without it)
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 setup: $(STAMP)  ## venv with makegood and its dev dependencies
 
