@@ -2,9 +2,10 @@
 
 Pure functions over decoded records, shared by `makegood status` and `makegood report`.
 
-A review case is *open* until a remedy is issued on its case (subject_id == case_id) at or after
-the moment the case went to review: a reviewer's decision pays on the case it decides, and a
-payout issued before the review (a lower tier) does not close it.
+A review case is *open* until a reviewer's decision pays on it: a remedy on its case
+(subject_id == case_id) whose source is a record of remedy.review-decisions.v1 (a decision's
+remedy carries its lineage). Tier payouts on the same case, before or after, do not close it.
+A DENY pays nothing, so it is not seen here: the case stays listed as open.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Iterable, Protocol, Sequence
 
 from processors.model import Action, RemedyAction, SubjectKind
 
+REVIEW_DECISIONS = "remedy.review-decisions.v1"   # the reviewers' input topic (issue #16)
+
 
 class ReviewLike(Protocol):
     review_id: str
@@ -20,14 +23,20 @@ class ReviewLike(Protocol):
     decided_at: int
 
 
+def is_decision(r: RemedyAction) -> bool:
+    """A remedy a reviewer's decision issued (its source is a review-decisions record)."""
+    return r.subject_kind is SubjectKind.REPORT and r.source.topic.endswith(REVIEW_DECISIONS)
+
+
+def decided_cases(remedies: Iterable[RemedyAction]) -> set[str]:
+    return {r.subject_id for r in remedies if is_decision(r)}
+
+
 def open_reviews(reviews: Iterable[ReviewLike], remedies: Iterable[RemedyAction]) -> list:
     """The reviews not yet decided (see the module doc), one per review id, oldest first."""
-    last_paid: dict[str, int] = {}
-    for r in remedies:
-        if r.subject_kind is SubjectKind.REPORT and r.action is not Action.REVERSAL:
-            last_paid[r.subject_id] = max(last_paid.get(r.subject_id, r.decided_at), r.decided_at)
+    decided = decided_cases(remedies)
     distinct = {v.review_id: v for v in reviews}
-    return sorted((v for v in distinct.values() if last_paid.get(v.case_id, -1) < v.decided_at),
+    return sorted((v for v in distinct.values() if v.case_id not in decided),
                   key=lambda v: (v.decided_at, v.review_id))
 
 

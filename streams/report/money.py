@@ -5,7 +5,7 @@
   times the hours extended. Entitlements with no price (free ones, or no state on the topic)
   are counted as unpriced hours, never guessed.
 - Open exposure: review cases still awaiting a reviewer (streams/report/cases.py) and the won
-  their reporters claimed; and what review decisions paid on the cases they closed.
+  their reporters claimed; and what reviewers' decisions paid on the cases they decided.
 - Event timing: when things happened by the records' own fields (outage start and end, remedies'
   decided_at), kept apart from when this pipeline happened to write them (broker timestamps).
 """
@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 
 from processors.model import Action, RemedyAction, SubjectKind
 
-from streams.report.cases import open_reviews
+from streams.report.cases import decided_cases, is_decision, open_reviews
 
 HOUR_MS = 3_600_000
 
@@ -65,20 +65,15 @@ def extension_values(remedies: Sequence[RemedyAction],
 
 
 def exposure(reviews: Sequence, remedies: Sequence[RemedyAction]) -> Exposure:
-    """`reviews` carry review_id, case_id, claimed_loss_krw and decided_at (ReviewCase does)."""
+    """`reviews` carry review_id, case_id and claimed_loss_krw (a ReviewCase does)."""
     distinct = list({v.review_id: v for v in reviews}.values())
     still = open_reviews(distinct, remedies)
-    open_ids = {v.review_id for v in still}
-    opened: dict[str, int] = {}
-    for v in distinct:
-        if v.review_id not in open_ids:
-            opened[v.case_id] = min(opened.get(v.case_id, v.decided_at), v.decided_at)
-    won = 0
-    for r in remedies:
-        if r.subject_kind is SubjectKind.REPORT and r.subject_id in opened and r.decided_at >= opened[r.subject_id]:
-            won += -(r.amount_krw or 0) if r.action is Action.REVERSAL else (r.amount_krw or 0)
+    decided = {v.case_id for v in distinct} & decided_cases(remedies)
+    won = sum((-(r.amount_krw or 0) if r.action is Action.REVERSAL else (r.amount_krw or 0))
+              for r in remedies if r.subject_kind is SubjectKind.REPORT and r.subject_id in decided
+              and (is_decision(r) or r.action is Action.REVERSAL))
     return Exposure(len(still), sum(v.claimed_loss_krw or 0 for v in still),
-                    sum(1 for v in still if v.claimed_loss_krw is None), len(opened), won)
+                    sum(1 for v in still if v.claimed_loss_krw is None), len(decided), won)
 
 
 def event_timing(started: int | None, ended: int | None, remedies: Sequence[RemedyAction]) -> EventTiming:

@@ -244,11 +244,12 @@ def test_open_exposure_and_decided_reviews():
     x = build().exposure
     assert (x.open_cases, x.open_claimed_won, x.decided_cases, x.decided_won) == (2, 1_600_000, 0, 0)
     decided = remedy("z", Action.PAYOUT, service="gift", extend_hours=None, amount_krw=700_000, user_id="biz1",
-                     subject_kind=SubjectKind.REPORT, subject_id="C-v1", decided_at=END + HOUR)
-    earlier = remedy("y", Action.PAYOUT, service="gift", extend_hours=None, amount_krw=10_000, user_id="biz1",
-                     subject_kind=SubjectKind.REPORT, subject_id="C-v2", decided_at=END - HOUR)
-    rep = build(remedies=[(r, 1) for r in REMEDIES + [decided, earlier]])
-    x = rep.exposure             # a payout before the review does not close it; one after does
+                     subject_kind=SubjectKind.REPORT, subject_id="C-v1", decided_at=END + HOUR,
+                     source=src(topic="ns1.remedy.review-decisions.v1"))
+    tier = remedy("y", Action.PAYOUT, service="gift", extend_hours=None, amount_krw=10_000, user_id="biz1",
+                  subject_kind=SubjectKind.REPORT, subject_id="C-v2", decided_at=END + HOUR)
+    rep = build(remedies=[(r, 1) for r in REMEDIES + [decided, tier]])
+    x = rep.exposure             # a tier payout on the case does not close it; a reviewer's decision does
     assert (x.open_cases, x.open_claimed_won, x.decided_cases, x.decided_won) == (1, 800_000, 1, 700_000)
     text = render_text(rep)
     assert "1 cases, claiming 800,000 won" in text and "1 cases, 700,000 won paid" in text
