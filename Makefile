@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test unit faults setup stack down status bench wheel clean
+.PHONY: help demo test unit faults setup stack down status bench wheel clean browser
 
 help:  ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ wheel: setup  ## dist/makegood-<version>-py3-none-any.whl: the code plus schemas
 	rm -rf build dist
 	$(BIN)/pip wheel --no-deps -q -w dist .
 	@ls dist/*.whl
+
+browser:  ## Debian's headless Chromium, for the HTML report's layout test at 700 and 1400 px (skipped without it)
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 setup: $(STAMP)  ## venv with makegood and its dev dependencies
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import product
@@ -108,6 +109,7 @@ class ReportPolicy:
 
 
 _Key = tuple[str, EntitlementKind, BillingChannel]
+DEFAULT_TIMEZONE = "Asia/Seoul"  # the reference incident's (KST); a policy's optional `timezone`
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -119,6 +121,7 @@ class Policy:
     reports: ReportPolicy
     origin: str = "<policy>"
     approval: Limits | None = None  # None: nothing is held (processors.approval)
+    timezone: str = DEFAULT_TIMEZONE  # IANA zone people of the incident read times in (reports, notices)
     _index: Mapping[_Key, tuple[Rule, ...]] = field(default_factory=dict, repr=False)
 
     def rules_for(
@@ -131,7 +134,8 @@ class Policy:
 # ---------------------------------------------------------------------------- parsing
 
 _DURATION = re.compile(r"^([1-9][0-9]*)([hd])$")
-_TOP_KEYS = {"version", "services", "on_retract", "intake", "rules", "reports", "approval"}
+_TOP_KEYS = {"version", "services", "on_retract", "intake", "rules", "reports", "approval", "timezone"}
+
 _RULE_KEYS = {"id", "services", "kinds", "channels", "incidents", "eligible", "remedy"}
 _REPORT_KEYS = {"business", "individual"}
 _BUSINESS_KEYS = {"rule", "tiers"}
@@ -236,6 +240,9 @@ def parse_policy(mapping: Mapping[str, Any], origin: str) -> Policy:
             raise PolicyError(origin, rule.id, "id", "duplicate rule id")
         seen.add(rule.id)
     reports = _parse_reports(top.get("reports", {}), top.get("intake", {}), ctx, seen)
+    timezone = ctx.text(top.get("timezone", DEFAULT_TIMEZONE), "timezone")
+    if timezone not in zoneinfo.available_timezones():  # IANA names: Asia/Seoul, UTC, ...
+        raise ctx.fail("timezone", f"unknown IANA time zone {timezone!r}; write e.g. Asia/Seoul or UTC")
     return Policy(
         version=version,
         services=services,
@@ -244,6 +251,7 @@ def parse_policy(mapping: Mapping[str, Any], origin: str) -> Policy:
         reports=reports,
         origin=origin,
         approval=parse_limits(top.get("approval"), ctx.fail),
+        timezone=timezone,
         _index=_build_index(rules, services, origin),
     )
 

@@ -25,6 +25,7 @@ from typing import IO, Any, Callable, Iterator
 from processors.policy import load_policy
 
 from streams.decide.admit import Admission, Rejection
+from streams.cli.help import command
 from streams.wire.codec import DecodeError
 from streams.wire.framing import CLI_OUTAGE_WAIT, open_codec
 from streams.wire.jsonio import JsonRecordError, JsonRecords
@@ -317,8 +318,10 @@ def _positive(kind: type) -> Callable[[str], Any]:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the publish/consume sub-commands to the makegood parser."""
     topics = ", ".join(TOPIC_SCHEMAS)
-    pub = sub.add_parser(
-        "publish", help="validate JSON lines as the workers will and publish them to an input topic",
+    pub = command(
+        sub, "publish", help="validate JSON lines as the workers will and publish them to an input topic",
+        examples=["makegood publish damage.reports.v1 reports.jsonl",
+                  "makegood publish entitlement.states.v1 states.jsonl --skip-invalid   # publish the valid lines, report the rest"],
         description=f"Publish JSON lines (one record per line) to TOPIC, one of the input topics: "
                     f"{', '.join(INPUT_TOPICS)}. Every line is checked as a worker admits it (schema, "
                     "validation under MAKEGOOD_POLICY, key); invalid lines are reported as `line N: reason` "
@@ -332,8 +335,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="publish the valid lines even when some are rejected (default: all or nothing)")
     pub.set_defaults(func=publish)
 
-    con = sub.add_parser(
-        "consume", help="print a topic's records as JSON lines",
+    con = command(
+        sub, "consume", help="print a topic's records as JSON lines",
+        examples=["makegood consume remedy.actions.v1 --from-beginning --until-idle 2 | jq -c '{user_id, action}'",
+                  "makegood consume remedy.notices.v1 --group support-desk   # follow, committing what was printed"],
         description=f"Print the records of TOPIC ({topics}) as JSON lines on standard output. "
                     "Records that cannot be decoded are reported on standard error and skipped.")
     con.add_argument("topic", metavar="TOPIC", help="logical topic name, e.g. remedy.actions.v1")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from processors.errors import MakegoodError
 
+from streams.cli.help import Formatter, command
 from streams.settings import Settings
 
 
@@ -72,14 +73,27 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, scale=args.scale, workers=args.workers, seed=args.seed)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("makegood")
+    except PackageNotFoundError:   # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="makegood", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    dev = sub.add_parser("dev", help="start, stop or show the local Kafka broker, Redis server and schema registry")
+    p = argparse.ArgumentParser(prog="makegood", description=__doc__, formatter_class=Formatter,
+                                epilog="`makegood COMMAND --help` shows a command's options and examples.")
+    p.add_argument("--version", action="version", version=f"makegood {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    dev = command(sub, "dev", help="start, stop or show the local Kafka broker, Redis server and schema registry",
+                  examples=["makegood dev up        # start what is not running yet (reuses a running stack)",
+                            "makegood dev status"])
     dev.add_argument("action", choices=["up", "down", "status"])
     dev.set_defaults(func=_dev)
-    topics = sub.add_parser("topics", help="create every topic of deploy/topics.yaml and register its schema (idempotent)")
+    topics = command(sub, "topics", help="create every topic of deploy/topics.yaml and register its schema (idempotent)",
+                     examples=["makegood topics create",
+                               "MAKEGOOD_NAMESPACE=test1 makegood topics create   # topics prefixed test1."])
     topics.add_argument("action", choices=["create"])
     topics.add_argument("--acls", action="store_true",
                         help="also create the ACLs of every role in the roles file (needs an admin principal)")
@@ -87,13 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("--principal", action="append", metavar="ROLE=User:NAME",
                         help="grant a role to this principal instead of the roles file's (repeatable)")
     topics.set_defaults(func=_topics)
-    schemas = sub.add_parser("schemas", help="check schemas/*.avsc against the schema registry before publishing")
+    schemas = command(sub, "schemas", help="check schemas/*.avsc against the schema registry before publishing",
+                      examples=["makegood schemas check"])
     schemas.add_argument("action", choices=["check"])
     schemas.set_defaults(func=_schemas)
-    worker = sub.add_parser("worker", help="run one pipeline worker (start several to share partitions)")
+    worker = command(sub, "worker", help="run one pipeline worker (start several to share partitions)",
+                     examples=["makegood worker",
+                               "MAKEGOOD_POLICY=deploy/policies/kakao-1015.yaml makegood worker --loglevel DEBUG"])
     worker.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     worker.set_defaults(func=_worker)
-    demo = sub.add_parser("demo", help="the reference incident end to end on the local stack, with its report")
+    demo = command(sub, "demo", help="the reference incident end to end on the local stack, with its report",
+                   examples=["makegood demo", "makegood demo --scale 0.2 --workers 1   # a quicker, smaller run"])
     demo.add_argument("--scale", type=float, default=1.0, help="1.0 = 3,000 entitlements and 1,500 reports")
     demo.add_argument("--workers", type=int, default=2, help="worker processes sharing the partitions")
     demo.add_argument("--seed", type=int, default=1015)
@@ -106,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     ops_commands.register(sub)
     import streams.cli.incident as incident_commands
     incident_commands.register(sub)
+    import streams.cli.support as support_commands
+    support_commands.register(sub)
+    import streams.cli.deadletters as deadletter_commands
+    deadletter_commands.register(sub)
     return p
 
 
@@ -119,7 +141,11 @@ def _redacted(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:        # bare `makegood`: the help page, not an argparse error
+        parser.print_help()
+        return 2
     try:
         return args.func(args, Settings.from_env())
     except MakegoodError as exc:

@@ -1,4 +1,4 @@
-"""SRE commands: `makegood replay`, `makegood ledger rebuild`, `makegood status`.
+"""SRE commands: `makegood replay` and `makegood ledger rebuild` (`status` is in support.py).
 
 Standard output carries the product of a command (remedies as JSON lines, cost tables, a user's
 remedies); standard error carries progress and summaries, so `replay --dry-run | jq` works.
@@ -16,12 +16,12 @@ from typing import Iterable, Sequence
 from processors.model import Action, RemedyAction, to_dict
 from processors.policy import load_policy
 
+from streams.cli.help import command
 from streams.wire.framing import CLI_OUTAGE_WAIT, open_codec
-from streams.wire.jsonio import JsonRecords, format_timestamp, parse_timestamp
-from streams.ledger.store import SyncLedger
+from streams.wire.jsonio import JsonRecords, parse_timestamp
 from streams.replay.replay import DEFAULT_MAX_RECORDS, Replay, ReplayError, parse_offsets
 from streams.settings import Settings
-from streams.kafka.topics import ACTIONS, INPUT_TOPICS, NOTICES, REVIEWS
+from streams.kafka.topics import ACTIONS, INPUT_TOPICS, NOTICES, OUTAGES, REVIEWS
 
 
 def _err(text: str) -> None:
@@ -115,10 +115,10 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
             _err(f"  ... and {len(ev.skipped) - args.show} more skipped")
         notes = "".join(f", {n} {k}" for k, n in sorted(ev.notes.items()))
         _err(f"read {ev.read:,} records: {len(ev.skipped):,} undecodable or invalid{notes}")
+        if other is not None:
+            return _what_if(job, ev, policy, other)
         decisions, outcomes = job.decide(ev, policy)
         records, remedies = job.outputs(decisions)
-        if other is not None:
-            return _what_if(job, ev, policy, other, remedies)
         issued = job.issued([r[0] for r in records])
         fresh = [r for r in records if r[0] not in issued]
         fresh_remedies = [r for r in remedies if r.remedy_id not in issued]
@@ -154,14 +154,29 @@ def _dry_run(settings: Settings, remedies: Sequence[RemedyAction], show: int) ->
         _err(f"showing {show} of {len(remedies):,} remedies (--show N for more)")
 
 
-def _what_if(job: Replay, ev, policy, other, remedies: Sequence[RemedyAction]) -> int:
-    other_remedies = job.outputs(job.decide(ev, other)[0])[1]
+def _what_if(job: Replay, ev, policy, other) -> int:
+    from streams.replay.whatif import decide_incident, load_incident_reports, reviews_of
+    whole = ev.topic == OUTAGES
+    if whole:
+        load_incident_reports(job, ev)
+    runs = []
+    for p in (policy, other):
+        decisions = decide_incident(job, ev, p) if whole else job.decide(ev, p)[0]
+        runs.append((job.outputs(decisions)[1], reviews_of(decisions)))
+    (remedies, reviews), (other_remedies, other_reviews) = runs
     names = (f"current {policy.version}", f"what-if {other.version}")
-    print(f"what-if over {ev.read:,} records of {ev.topic}; the ledger is ignored: every remedy "
-          "the range earns is counted (net totals subtract reversals)")
+    scope = (f"the incident(s) {', '.join(sorted(ev.incidents)) or '(none)'}: {len(ev.entitlements):,} entitlements "
+             f"and {len(ev.reports):,} damage reports" if whole else f"{ev.read:,} records of {ev.topic}")
+    print(f"what-if over {scope}; the ledger is ignored: every remedy earned is counted "
+          "(net totals subtract reversals)")
     print("\n".join(cost_table(costs(remedies, "action"), costs(other_remedies, "action"), "by action", names)))
     print()
     print("\n".join(cost_table(costs(remedies, "rule"), costs(other_remedies, "rule"), "by rule", names)))
+    if whole:
+        print()
+        for name, rv in zip(names, (reviews, other_reviews)):
+            claimed = sum(v.claimed_loss_krw or 0 for v in rv)
+            print(f"{name}: {len(rv):,} review case(s) left to a reviewer, claiming {claimed:,} won (not priced above)")
     return 0
 
 
@@ -175,7 +190,7 @@ def _confirm(n: int, what: str) -> None:
         raise ReplayError("not confirmed; nothing published")
 
 
-# ----------------------------------------------------------------------------- ledger, status
+# ----------------------------------------------------------------------------- ledger
 
 def ledger_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from streams.ledger.rebuild import OUTPUT_TOPICS, rebuild_ledger
@@ -187,37 +202,6 @@ def ledger_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     verb = "would add" if args.dry_run else "added"
     print(f"ledger {'dry run' if args.dry_run else 'rebuilt'}: {res.ids:,} ids on the topics, {verb} "
           f"{res.missing:,}; {res.users:,} users indexed; the ledger holds {res.ledger_size:,} ids")
-    return 0
-
-
-def _amount(r: dict) -> str:
-    if r.get("amount_krw") is not None:
-        return f"{r['amount_krw']:,} won"
-    return f"{r['extend_hours']:,} h" if r.get("extend_hours") is not None else ""
-
-
-def status(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        raw = SyncLedger(settings).user_remedies(args.user_id)
-    except Exception as exc:  # redis errors: one line
-        raise ReplayError(f"cannot read the ledger at {settings.redis_address}: {exc}") from None
-    if not raw:
-        print(f"no remedies recorded for {args.user_id}")
-        return 0
-    codec = open_codec(settings, outage_wait=CLI_OUTAGE_WAIT)
-    rows = sorted((codec.decode("remedy_action", v) for v in raw), key=lambda r: (r["decided_at"], r["remedy_id"]))
-    if args.json:
-        records = JsonRecords(codec)
-        for r in rows:
-            print(json.dumps(records.to_json("remedy_action", r), sort_keys=True, ensure_ascii=False))
-        return 0
-    head = ("action", "service", "hours / won", "rule", "incident", "decided_at", "remedy_id", "supersedes")
-    table = [head] + [(r["action"], r["service"], _amount(r), r["rule_id"], r["incident_id"],
-                       str(format_timestamp(r["decided_at"])), r["remedy_id"], r["supersedes"] or "-")
-                      for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    for row in table:
-        print("  ".join(c.rjust(w) if i == 2 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
     return 0
 
 
@@ -234,9 +218,13 @@ def _count(text: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add replay, ledger and status to the makegood parser."""
-    rp = sub.add_parser(
-        "replay", help="re-run a range of an input topic through the processors (never moves worker offsets)",
+    """Add replay and ledger to the makegood parser."""
+    rp = command(
+        sub, "replay", help="re-run a range of an input topic through the processors (never moves worker offsets)",
+        examples=["makegood replay damage.reports.v1 --from 2022-10-15T15:19:00+09:00 --dry-run",
+                  "makegood replay entitlement.states.v1 --offsets 0:100-199 3:0-50 --yes",
+                  "makegood replay outage.windows.v1 --from 0 --dry-run --policy deploy/policies/whatif-5day.yaml"
+                  "   # what-if: the whole incident, windows and damage reports"],
         description=f"Re-run a range of TOPIC ({', '.join(INPUT_TOPICS)}) through the worker's processors "
                     "against the current state read from the topics, and publish what the ledger lacks. "
                     "TIME is ISO-8601 with an offset (2022-10-15T15:19:00+09:00) or epoch millis; "
@@ -254,15 +242,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--quiet", action="store_true", help="no progress lines")
     rp.set_defaults(func=replay)
 
-    lg = sub.add_parser("ledger", help="rebuild the Redis ledger from the output topics",
+    lg = command(sub, "ledger", help="rebuild the Redis ledger from the output topics",
+                 examples=["makegood ledger rebuild --dry-run   # count what is missing", "makegood ledger rebuild"],
                         description="Re-read remedy.actions/reviews/notices/deadletter from the beginning and "
                                     "restore the ledger's ids and per-user remedy index (idempotent).")
     lg.add_argument("action", choices=["rebuild"])
     lg.add_argument("--dry-run", action="store_true", help="count what is missing; write nothing")
     lg.add_argument("--quiet", action="store_true", help="no progress lines")
     lg.set_defaults(func=ledger_rebuild)
-
-    st = sub.add_parser("status", help="the remedies a user received (from the ledger)")
-    st.add_argument("user_id", metavar="USER_ID")
-    st.add_argument("--json", action="store_true", help="JSON lines instead of a table")
-    st.set_defaults(func=status)

@@ -28,6 +28,8 @@ from streams.wire.codec import Codec, CodecError, SchemaRegistry
 from streams.settings import Settings
 from streams.kafka.topics import ACTIONS, DEADLETTER, ENTITLEMENTS, NOTICES, OUTAGES, REPORTS, REVIEWS
 from streams.errors import ReadError, ReportError, UnknownIncident
+from streams.report.cases import CaseMoney, money_per_case
+from streams.report.money import EventTiming, Exposure, ExtensionValue, event_timing, exposure, extension_values
 from streams.kafka.reader import PartitionReader
 
 PERSONAL_FIELDS = frozenset({"title", "body", "contact_email", "contact_phone"})
@@ -43,6 +45,9 @@ class ReviewView:
     review_id: str
     incident_id: str | None
     reason: ReviewReason
+    case_id: str = ""
+    claimed_loss_krw: int | None = None
+    decided_at: int = 0
 
 
 # ------------------------------------------------------------------------------------ the report
@@ -118,6 +123,11 @@ class IncidentReport:
     outcomes: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]   # input topic -> outcome counts
     notes: tuple[str, ...] = ()
     approval: Any = None          # report.approval.ApprovalSection (None: could not be read)
+    timezone: str = "UTC"                        # the incident's (the policy's `timezone`)
+    per_case: tuple[CaseMoney, ...] = ()         # credits and payouts per subject, not per remedy id
+    exposure: Exposure = Exposure(0, 0, 0, 0, 0)
+    extensions: tuple[ExtensionValue, ...] = ()  # won value of extended hours, per service
+    events: EventTiming = EventTiming(None, None, None, None, None)
 
 
 def to_json(report: IncidentReport) -> dict[str, Any]:
@@ -126,6 +136,7 @@ def to_json(report: IncidentReport) -> dict[str, Any]:
     doc["reviews_by_reason"] = dict(report.reviews_by_reason)
     doc["notices_by_kind"] = dict(report.notices_by_kind)
     doc["outcomes"] = {topic: dict(counts) for topic, counts in report.outcomes}
+    doc["per_case"] = [{**dataclasses.asdict(c), "average": c.average} for c in report.per_case]
     return doc
 
 
@@ -224,7 +235,8 @@ def aggregate(incident_id: str,
               notices: Iterable[UserNotice],
               dead_letters: Iterable[Mapping[str, Any]],
               outcomes: Mapping[str, Mapping[str, int]] | None = None,
-              *, namespace: str = "", notes: Sequence[str] = ()) -> IncidentReport:
+              *, namespace: str = "", notes: Sequence[str] = (), timezone: str = "UTC",
+              prices: Mapping[str, tuple[int, int]] | None = None) -> IncidentReport:
     """The report of `incident_id` from records as read (duplicates included, any incident).
 
     Each window and remedy comes with the Kafka timestamp of its record (or None). Records of
@@ -238,10 +250,12 @@ def aggregate(incident_id: str,
     for r, _ in mine_r:
         first.setdefault(r.remedy_id, r)
     distinct = list(first.values())
-    review_ids: dict[str, ReviewReason] = {v.review_id: v.reason for v in reviews if v.incident_id == incident_id}
+    mine_v = list({v.review_id: v for v in reviews if v.incident_id == incident_id}.values())
+    review_ids: dict[str, ReviewReason] = {v.review_id: v.reason for v in mine_v}
+    info = _incident(incident_id, [w for w, _ in mine_w])
     notice_ids: dict[str, str] = {n.notice_id: n.kind.value for n in notices if n.incident_id == incident_id}
     return IncidentReport(
-        incident=_incident(incident_id, [w for w, _ in mine_w]),
+        incident=info,
         remedies=_remedy_rows(distinct),
         totals=_totals(distinct, len(mine_r) - len(distinct)),
         reviews_by_reason=tuple(sorted(Counter(r.value for r in review_ids.values()).items())),
@@ -249,7 +263,9 @@ def aggregate(incident_id: str,
         dead_letters=_dead_letters(dead_letters, namespace),
         timing=_timing(mine_w, mine_r),
         outcomes=tuple((t, tuple(sorted((outcomes or {}).get(t, {}).items()))) for t in INPUT_TOPICS),
-        notes=tuple(notes))
+        notes=tuple(notes), timezone=timezone, per_case=tuple(money_per_case(distinct)),
+        exposure=exposure(mine_v, distinct), extensions=extension_values(distinct, prices or {}),
+        events=event_timing(info.started_at, info.ended_at, distinct))
 
 
 # ------------------------------------------------------------------------------------ the shell
@@ -284,7 +300,7 @@ def review_codec(codec: Codec) -> Codec:
 
 
 def collect(settings: Settings, codec: Codec, incident_id: str, *, idle: float = 2.0,
-            timeout: float = 120.0) -> IncidentReport:
+            timeout: float = 120.0, timezone: str | None = None) -> IncidentReport:
     """Read the five topics up to their end offsets as of now, then aggregate.
 
     `idle`: after that long without a record, positions are compared with the end offsets
@@ -308,7 +324,8 @@ def collect(settings: Settings, codec: Codec, incident_id: str, *, idle: float =
                     remedies.append((r, ts))
             elif logical == REVIEWS:
                 d = reviews_codec.decode("review_case", value)
-                reviews.append(ReviewView(d["review_id"], d["incident_id"], ReviewReason[d["reason"]]))
+                reviews.append(ReviewView(d["review_id"], d["incident_id"], ReviewReason[d["reason"]],
+                                          d["case_id"], d["claimed_loss_krw"], d["decided_at"]))
             elif logical == NOTICES:
                 n = codec.decode_obj("user_notice", value)
                 if n.incident_id == incident_id:
@@ -321,6 +338,7 @@ def collect(settings: Settings, codec: Codec, incident_id: str, *, idle: float =
             bad[logical] += 1
 
     read_until_end(settings, [OUTAGES, ACTIONS, REVIEWS, NOTICES, DEADLETTER], take, idle=idle, timeout=timeout)
+    prices = _prices(settings, codec, {r.subject_id for r, _ in remedies if r.action is Action.EXTEND}, bad, timeout)
     notes = [f"{n} record(s) on {t} could not be decoded and were left out" for t, n in sorted(bad.items())]
     outcomes: dict[str, dict[str, int]] = {}
     try:
@@ -329,11 +347,42 @@ def collect(settings: Settings, codec: Codec, incident_id: str, *, idle: float =
         outcomes = {t: ledger.outcomes(t) for t in INPUT_TOPICS}
     except Exception as exc:  # noqa: BLE001 - redis errors of any kind: report without outcomes
         notes.append(f"recorded outcomes unavailable: Redis at {settings.redis_address}: {type(exc).__name__}")
+    if timezone is None:
+        from processors.policy import load_policy
+        timezone = load_policy(str(settings.policy_path)).timezone
     report = aggregate(incident_id, windows, remedies, reviews, notices, dead, outcomes,
-                       namespace=settings.namespace, notes=notes)
+                       namespace=settings.namespace, notes=notes, timezone=timezone, prices=prices)
     try:
         from streams.report.approval import approval_section
         return dataclasses.replace(report, approval=approval_section(settings, codec, incident_id))
     except Exception as exc:  # noqa: BLE001 - Redis or policy trouble: the report without the section
         return dataclasses.replace(report, notes=report.notes + (f"approval state unavailable: {type(exc).__name__}",))
+
+
+def _prices(settings: Settings, codec: Codec, wanted: set[str], bad: Counter[str],
+            timeout: float) -> dict[str, tuple[int, int]]:
+    """(price_krw, period_days) of the latest state of each wanted entitlement (keys filtered
+    before decoding; a tombstone forgets the price)."""
+    latest: dict[str, tuple[int, int, int]] = {}
+    keys = {w.encode() for w in wanted}
+    try:
+        with PartitionReader(settings, stall_s=timeout) as reader:
+            name = settings.topic(ENTITLEMENTS)
+            for raw in reader.read(name, reader.whole(name)):
+                if raw.key not in keys:
+                    continue
+                if raw.value is None:
+                    latest.pop(raw.key.decode(), None)
+                    continue
+                try:
+                    e = codec.decode("entitlement_state", raw.value)
+                except CodecError:
+                    bad[ENTITLEMENTS] += 1
+                    continue
+                held = latest.get(e["entitlement_id"])
+                if held is None or held[0] <= e["updated_at"]:
+                    latest[e["entitlement_id"]] = (e["updated_at"], e["price_krw"], e["period_days"])
+    except ReadError as exc:
+        raise ReportError(str(exc)) from None
+    return {k: (p, d) for k, (_, p, d) in latest.items()}
 

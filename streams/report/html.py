@@ -12,7 +12,7 @@ from typing import Sequence
 from processors.model import Action
 
 from streams.report.collect import IncidentReport
-from streams.report.text import num, seconds, when
+from streams.report.text import event_pairs, extension_rows, num, per_case_rows, pipeline_pairs, when, zone_of
 
 ACTION_COLORS = {Action.EXTEND.value: "#3b6fb6", Action.CREDIT.value: "#f28e2b", Action.PAYOUT.value: "#3a9a5b",
                  Action.GRANT.value: "#9c6ade", Action.REVERSAL.value: "#e15759"}
@@ -32,12 +32,12 @@ header .sub{color:#c9cedb}
 .chips{margin-top:12px}
 .chip{display:inline-block;background:#343b4c;color:#e6e9f0;border-radius:6px;padding:1px 8px;margin:0 6px 6px 0;
  font-size:12px}
-.kpis{display:grid;grid-template-columns:repeat(6,1fr);gap:12px;margin:18px 0}
+.kpis{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(230px,100%%),1fr));gap:12px;margin:18px 0}
 .kpi{background:#fff;border-radius:12px;padding:14px 16px;box-shadow:0 1px 3px rgba(20,30,60,.08)}
 .kpi .v{font-size:22px;font-weight:700;font-variant-numeric:tabular-nums;white-space:nowrap}
 .kpi .l{color:#68708a;font-size:12px;text-transform:uppercase;letter-spacing:.5px}
 .kpi .s{color:#8a91a6;font-size:12px}
-.grid{display:grid;grid-template-columns:1fr 1fr;gap:16px;margin-bottom:16px}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(440px,100%%),1fr));gap:16px;margin-bottom:16px}
 .card{background:#fff;border-radius:12px;padding:16px 18px;box-shadow:0 1px 3px rgba(20,30,60,.08);
  margin-bottom:16px;min-width:0}
 .grid .card{margin-bottom:0}
@@ -55,6 +55,11 @@ td.err{white-space:pre-line;color:#4a5166;font-family:ui-monospace,Menlo,Consola
 svg text{font-family:%s;font-size:12px;fill:#3a4152}
 svg .val{fill:#1f2430;font-weight:600}
 footer{color:#8a91a6;font-size:12px;text-align:center;margin-top:18px}
+.scroll{overflow-x:auto;max-width:100%%}
+h3{font-size:12px;color:#68708a;text-transform:uppercase;letter-spacing:.4px;margin:14px 0 4px}
+.lead{color:#4a5166;font-size:13px;margin:-4px 0 10px}
+@media (max-width:760px){main{padding:12px 10px 32px}header{padding:16px 16px 12px 22px}header h1{font-size:19px}
+ .card{padding:12px 12px}th,td{padding:4px 6px}.kpi .v{font-size:19px}}
 """ % (FONT, FONT)
 
 
@@ -102,7 +107,7 @@ def donut(items: Sequence[tuple[str, int]], colors: Sequence[str] = PALETTE, *, 
     total = sum(v for _, v in items)
     r, stroke, cx, cy = 62, 26, 85, 85
     circ = 2 * math.pi * r
-    parts = ['<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 470 170" width="100%" role="img">']
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 470 170" width="100%" style="max-width:520px" role="img">']
     offset = 0.0
     for i, (key, value) in enumerate(items):
         length = circ * value / total
@@ -159,21 +164,22 @@ def kpi(label: str, value: str, sub: str = "") -> str:
             f'<div class="s">{esc(sub)}</div></div>')
 
 
-def money_table(report: IncidentReport) -> str:
-    """Per money action: remedies, won and the average, under the won chart."""
-    rows = []
-    for action in (Action.CREDIT.value, Action.PAYOUT.value, Action.REVERSAL.value):
-        mine = [r for r in report.remedies if r.action == action and r.won]
-        count, won = sum(r.count for r in mine), abs(sum(r.won for r in mine))
-        if count:
-            rows.append([action, num(count), num(won), num(round(won / count))])
-    return html_table(["action", "remedies", "won", "average"], rows, [False, True, True, True])
+def scroll(table: str) -> str:
+    """A table that scrolls inside its card rather than widen the page on a narrow screen."""
+    return f'<div class="scroll">{table}</div>'
+
+
+def per_case_table(report: IncidentReport) -> str:
+    """Per money action: cases, remedies, won and the average per case (not per remedy id)."""
+    return scroll(html_table(["action", "cases", "remedies", "won", "per case"], per_case_rows(report),
+                             [False, True, True, True, True]))
 
 
 # ------------------------------------------------------------------------------------ the page
 
-def render_html(report: IncidentReport) -> str:
-    inc, t, tm = report.incident, report.totals, report.timing
+def render_html(report: IncidentReport, *, utc: bool = False) -> str:
+    inc, t, tm, x = report.incident, report.totals, report.timing, report.exposure
+    zone = zone_of(report, utc)
     actions = [a.value for a in Action if any(r.action == a.value for r in report.remedies)]
     services = sorted({r.service for r in report.remedies},
                       key=lambda s: -sum(r.count for r in report.remedies if r.service == s))
@@ -186,74 +192,85 @@ def render_html(report: IncidentReport) -> str:
     duration = "-" if inc.duration_hours is None else f"{inc.duration_hours:,.1f} h"
     header = (f'<header><h1>{esc(inc.incident_id)}<span class="badge" '
               f'style="background:{STATUS_COLORS.get(inc.status, "#7a7a7a")}">{esc(inc.status)}</span></h1>'
-              f'<div class="sub">{esc(inc.site)} · {esc(when(inc.started_at))} → {esc(when(inc.ended_at))} · '
-              f'{esc(duration)} · revision {inc.revision} ({inc.revisions} seen)</div>'
-              f'<div class="chips">{chips}</div></header>')
+              f'<div class="sub">{esc(inc.site)} · {esc(when(inc.started_at, zone, seconds=False))} → '
+              f'{esc(when(inc.ended_at, zone, seconds=False))} · {esc(duration)} · revision {inc.revision} '
+              f'({inc.revisions} seen)</div><div class="chips">{chips}</div></header>')
     dup = f"{num(t.duplicate_records)} duplicate records ignored" if t.duplicate_records else "distinct remedy ids"
+    ext_won = sum(e.won for e in report.extensions)
+    payout = next((c for c in report.per_case if c.action == Action.PAYOUT.value), None)
     kpis = "".join([
-        kpi("Remedies", num(t.remedies), dup),
+        kpi("Remedies", num(t.remedies), f"{dup} · {num(t.users_reached)} users"),
         kpi("Won credited", f"₩{num(t.won_credited)}", "refund credits"),
-        kpi("Won paid out", f"₩{num(t.won_paid_out)}", f"{num(t.report_cases_paid)} report cases"),
-        kpi("Hours extended", num(t.hours_extended), f"+{num(t.hours_granted)} h granted"),
-        kpi("Users reached", num(t.users_reached), f"{num(t.entitlements_covered)} entitlements"),
-        kpi("To last remedy", seconds(tm.close_to_last_remedy_s).split(" (")[0],
-            "after close" + ("" if tm.remedies_per_second is None else f" · {num(tm.remedies_per_second, 1)}/s"))])
+        kpi("Won paid out", f"₩{num(t.won_paid_out)}",
+            f"{num(payout.cases)} case(s) · ₩{num(payout.average)} per case" if payout else "no payouts"),
+        kpi("Extensions in won", f"₩{num(ext_won)}", f"{num(t.hours_extended)} h extended"),
+        kpi("Hours extended", num(t.hours_extended), f"{num(t.entitlements_covered)} entitlements"),
+        kpi("Hours granted", num(t.hours_granted), "items given, usable for hours"),
+        kpi("Awaiting review", f"₩{num(x.open_claimed_won)}", f"claimed in {num(x.open_cases)} open cases"),
+        kpi("Decided by review", f"₩{num(x.decided_won)}", f"paid on {num(x.decided_cases)} cases")])
 
-    all_actions = set(ACTION_COLORS)
-    remedies_chart = card("Remedies by service", legend(actions, ACTION_COLORS)
-                          + bar_chart(by_service("count", all_actions), ACTION_COLORS, width=1040))
     won_rows = [("credited", [(Action.CREDIT.value, t.won_credited)]),
                 ("paid out", [(Action.PAYOUT.value, t.won_paid_out)]),
                 ("reversed", [(Action.REVERSAL.value, t.won_reversed)])]
-    hour_keys = {Action.EXTEND.value, Action.GRANT.value}
+    extend, grant = {Action.EXTEND.value}, {Action.GRANT.value}
+    first = ('<div class="grid">'
+             + card("Remedies by service", legend(actions, ACTION_COLORS)
+                    + bar_chart(by_service("count", set(ACTION_COLORS)), ACTION_COLORS, width=500))
+             + card("Won by action (KRW)", bar_chart(won_rows, ACTION_COLORS, width=500) + per_case_table(report))
+             + "</div>")
+    hours = ('<div class="grid">'
+             + card("Hours extended by service", '<p class="lead">service time given back; its own scale</p>'
+                    + bar_chart(by_service("hours", extend), ACTION_COLORS, unit=" h", width=500))
+             + card("Hours granted by service", '<p class="lead">items usable for hours; its own scale</p>'
+                    + bar_chart(by_service("hours", grant), ACTION_COLORS, unit=" h", width=500))
+             + "</div>")
+    ext_rows, ext_total = extension_rows(report)
+    exposure = [["awaiting review", num(x.open_cases), num(x.open_claimed_won)],
+                ["decided by review", num(x.decided_cases), num(x.decided_won)]]
     money = ('<div class="grid">'
-             + card("Won by action (KRW)", bar_chart(won_rows, ACTION_COLORS, width=500) + money_table(report))
-             + card("Hours by service", legend([a for a in actions if a in hour_keys], ACTION_COLORS)
-                    + bar_chart(by_service("hours", hour_keys), ACTION_COLORS, unit=" h", width=500))
+             + card("Extensions in won", '<p class="lead">price per hour of the entitlement × hours extended; '
+                    'free or unpriced entitlements are not valued</p>'
+                    + scroll(html_table(["service", "hours", "priced hours", "won"], ext_rows,
+                                        [False, True, True, True], total=ext_total if ext_rows else None)))
+             + card("Review: open exposure and decisions",
+                    scroll(html_table(["", "cases", "won (claimed / paid)"], exposure, [False, True, True]))
+                    + (f'<p class="lead">{num(x.open_unstated)} open case(s) state no loss</p>' if x.open_unstated else "")
+                    + donut(report.reviews_by_reason, caption="review cases"))
              + "</div>")
     stages = sorted({g.stage for g in report.dead_letters})
     topics = sorted({g.source_topic for g in report.dead_letters})
     topic_colors = {tp: PALETTE[i % len(PALETTE)] for i, tp in enumerate(topics)}
     dl_rows = [(st, [(g.source_topic, g.count) for g in report.dead_letters if g.stage == st]) for st in stages]
+    timing = ('<h3>Event time: when it happened (records\' own fields)</h3>'
+              + html_table(["", ""], event_pairs(report, zone), [False, True])
+              + '<h3>Pipeline time: when this pipeline wrote the records</h3>'
+              + html_table(["", ""], pipeline_pairs(report, zone), [False, True]))
     side = ('<div class="grid">'
-            + card("Review cases by reason", donut(report.reviews_by_reason, caption="cases"))
+            + card("Timing", timing)
             + card("Dead letters by stage", legend(topics, topic_colors) + bar_chart(dl_rows, topic_colors, width=500))
             + "</div>")
-
     rows = [[r.service, r.action, num(r.count), num(r.won), num(r.hours), num(r.top_ups), num(r.reversed)]
             for r in report.remedies]
     total = ["total", "", num(t.remedies), num(sum(r.won for r in report.remedies)),
              num(sum(r.hours for r in report.remedies)), num(t.top_ups), num(sum(r.reversed for r in report.remedies))]
-    remedy_table = card("Remedies by service and action", html_table(
+    remedy_table = card("Remedies by service and action", scroll(html_table(
         ["service", "action", "count", "won", "hours", "top-ups", "reversed"], rows,
-        [False, False, True, True, True, True, True], total=total if rows else None))
-    pairs = [("won credited", num(t.won_credited)), ("won paid out", num(t.won_paid_out)),
-             ("won reversed", num(t.won_reversed)), ("hours extended", num(t.hours_extended)),
-             ("hours granted", num(t.hours_granted)), ("hours reversed", num(t.hours_reversed)),
-             ("users reached", num(t.users_reached)), ("entitlements covered", num(t.entitlements_covered))]
-    reports = ([["cases paid", num(t.report_cases_paid)]]
-               + [[f"review: {k}", num(v)] for k, v in report.reviews_by_reason]
-               + [[f"notice: {k}", num(v)] for k, v in report.notices_by_kind])
-    timing = [["window closed (record time)", when(tm.closed_at)], ["last remedy (record time)", when(tm.last_remedy_at)],
-              ["close to last remedy", seconds(tm.close_to_last_remedy_s)],
-              ["remedies per second", "-" if tm.remedies_per_second is None else num(tm.remedies_per_second, 1)]]
+        [False, False, True, True, True, True, True], total=total if rows else None)))
     tables = ('<div class="grid">'
-              + card("Money and time", html_table(["", ""], pairs, [False, True]))
-              + card("Reports", html_table(["", ""], reports, [False, True]))
-              + card("Timing", html_table(["", ""], timing, [False, True]))
+              + card("Notices by kind", html_table(["", ""], [[k, num(v)] for k, v in report.notices_by_kind], [False, True]))
               + card("Recorded outcomes (ledger)", html_table(
                   ["input topic", "outcomes"],
                   [[tp, ", ".join(f"{k} {num(v)}" for k, v in c) or "none recorded"] for tp, c in report.outcomes],
                   [False, False], wrap=1))
               + "</div>")
-    dead = card("Dead letters", html_table(
+    dead = card("Dead letters", scroll(html_table(
         ["source topic", "stage", "count", "first errors"],
         [[g.source_topic, g.stage, num(g.count), "\n".join(g.errors)] for g in report.dead_letters],
-        [False, False, True, False], wrap=3))
+        [False, False, True, False], wrap=3)))
     notes = "".join(f'<div class="note">{esc(n)}</div>' for n in report.notes)
     return ("<!DOCTYPE html>\n"
             f'<html lang="en"><head><meta charset="utf-8"><title>{esc(inc.incident_id)} — makegood report</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
-            f'<body><main>{header}{notes}<div class="kpis">{kpis}</div>{remedies_chart}{money}{side}'
-            f'{remedy_table}{tables}{dead}<footer>makegood report · amounts in KRW · times in UTC</footer>'
+            f'<body><main>{header}{notes}<div class="kpis">{kpis}</div>{first}{hours}{money}{side}'
+            f'{remedy_table}{tables}{dead}<footer>makegood report · amounts in KRW · times in {esc(zone)}</footer>'
             "</main></body></html>\n")

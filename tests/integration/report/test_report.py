@@ -92,6 +92,28 @@ def test_report_totals_equal_the_batch_evaluator(settings, codec, workers, tmp_p
         assert "secret-body" not in out and "@example.com" not in out and "not avro at all" not in out
     assert _groups(settings) == groups_before, "the report must not create or move consumer groups"
 
+    # for a billing lead (#16): per case, open exposure, extensions in won, the incident's zone
+    mine = [r for r in expected.remedies if r.incident_id == kit.INCIDENT]
+    payouts: dict[str, int] = {}
+    for r in mine:
+        if r.action is Action.PAYOUT:
+            payouts[r.subject_id] = payouts.get(r.subject_id, 0) + r.amount_krw
+    per_case = {c["action"]: c for c in doc["per_case"]}
+    assert per_case["PAYOUT"]["cases"] == len(payouts) and per_case["PAYOUT"]["won"] == sum(payouts.values())
+    assert per_case["PAYOUT"]["average"] == round(sum(payouts.values()) / len(payouts))
+    open_cases = {v.review_id: v for v in expected.reviews if v.incident_id == kit.INCIDENT}
+    assert doc["exposure"]["open_cases"] == len(open_cases) > 0
+    assert doc["exposure"]["open_claimed_won"] == sum(v.claimed_loss_krw or 0 for v in open_cases.values())
+    price = {e.entitlement_id: (e.price_krw, e.period_days) for e, _ in pub.entitlements}
+    worth = sum(round(price[r.subject_id][0] * r.extend_hours / (price[r.subject_id][1] * 24))
+                for r in mine if r.action is Action.EXTEND and price[r.subject_id][0] > 0)
+    assert worth > 0 and sum(e["won"] for e in doc["extensions"]) == worth
+    assert _value(text, "won value of extensions") == worth
+    assert doc["timezone"] == "Asia/Seoul" and "2022-10-15 15:19 KST" in text      # START is 15:19 KST
+    utc = _makegood(settings, "report", kit.INCIDENT, "--utc")
+    assert "2022-10-15 06:19 UTC" in utc.stdout and " KST" not in utc.stdout
+    assert "Timing, event time" in text and "Timing, pipeline time" in text
+
 
 def test_unknown_incident_is_one_line_and_exit_1(settings):
     run = _makegood(settings, "report", "INC-NOPE")

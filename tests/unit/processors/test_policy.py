@@ -106,3 +106,15 @@ def test_load_policy_reports_unreadable_files():
     with pytest.raises(PolicyError) as info:
         load_policy("/nonexistent/policy.yaml")
     assert "/nonexistent/policy.yaml" in str(info.value)
+
+
+def test_timezone_is_optional_and_checked():
+    assert reference().timezone == "Asia/Seoul"
+    data = yaml.safe_load(open(REFERENCE, encoding="utf-8"))
+    data.pop("timezone", None)
+    assert parse_policy(data, "p").timezone == "Asia/Seoul"        # the default is the reference's zone
+    data["timezone"] = "UTC"
+    assert parse_policy(data, "p").timezone == "UTC"
+    data["timezone"] = "Asia/Pangyo"
+    with pytest.raises(PolicyError, match="timezone.*unknown IANA time zone 'Asia/Pangyo'"):
+        parse_policy(data, "p")

@@ -152,7 +152,7 @@ def test_outcomes_cover_the_three_input_topics():
 def test_text_layout():
     text = render_text(build())
     for heading in ("Incident INC-20221015-PANGYO", "Remedies by service and action", "Money and time",
-                    "Reports", "Dead letters", "Timing"):
+                    "Reviews", "Dead letters", "Timing, event time", "Timing, pipeline time"):
         assert heading in text
     assert "1,225,000" in text and "2,160" in text and "80.0 s" in text
     money = {line.split("  ")[1].strip(): line.split()[-1] for line in text.splitlines()
@@ -227,3 +227,63 @@ def test_review_cases_are_decoded_without_their_personal_fields():
     assert value["review_id"] == "v9" and value["reason"] == "OTHER"
     assert not {"title", "body", "contact_email", "contact_phone"} & set(value)
     assert SECRET not in repr(value)
+
+
+def test_averages_are_per_case_not_per_remedy_id():
+    per = {c.action: c for c in build().per_case}
+    payout = per["PAYOUT"]                   # 30,000 + a 20,000 top-up: one case of 50,000
+    assert (payout.cases, payout.remedies, payout.won, payout.average) == (1, 2, 50_000, 50_000)
+    assert per["CREDIT"].average == 1_225_000
+    text = render_text(build())
+    row = next(line for line in text.split("Money per case")[1].splitlines() if line.strip().startswith("PAYOUT"))
+    assert row.split() == ["PAYOUT", "1", "2", "50,000", "50,000"]
+    assert to_json(build())["per_case"][1]["average"] == 50_000
+
+
+def test_open_exposure_and_decided_reviews():
+    x = build().exposure
+    assert (x.open_cases, x.open_claimed_won, x.decided_cases, x.decided_won) == (2, 1_600_000, 0, 0)
+    decided = remedy("z", Action.PAYOUT, service="gift", extend_hours=None, amount_krw=700_000, user_id="biz1",
+                     subject_kind=SubjectKind.REPORT, subject_id="C-v1", decided_at=END + HOUR,
+                     source=src(topic="ns1.remedy.review-decisions.v1"))
+    tier = remedy("y", Action.PAYOUT, service="gift", extend_hours=None, amount_krw=10_000, user_id="biz1",
+                  subject_kind=SubjectKind.REPORT, subject_id="C-v2", decided_at=END + HOUR)
+    rep = build(remedies=[(r, 1) for r in REMEDIES + [decided, tier]])
+    x = rep.exposure             # a tier payout on the case does not close it; a reviewer's decision does
+    assert (x.open_cases, x.open_claimed_won, x.decided_cases, x.decided_won) == (1, 800_000, 1, 700_000)
+    text = render_text(rep)
+    assert "1 cases, claiming 800,000 won" in text and "1 cases, 700,000 won paid" in text
+
+
+def test_extensions_are_valued_where_the_price_is_known():
+    prices = {"E-a": (4_900, 30), "E-b": (0, 30)}        # E-b free, E-g1 unknown
+    rep = build(prices=prices)
+    ext = {e.service: e for e in rep.extensions}
+    assert ext["melon"].hours == 144 and ext["melon"].priced_hours == 72 and ext["melon"].won == 490
+    assert ext["gift"].priced_hours == 0 and ext["gift"].won == 0
+    assert "kakaotalk" not in ext                         # a GRANT is not an extension
+    line = next(x for x in render_text(rep).splitlines() if "won value of extensions" in x)
+    assert line.split()[-1] == "490"
+
+
+def test_times_in_the_incidents_zone_unless_utc_and_two_clocks_named():
+    rep = build(timezone="Asia/Seoul")
+    kst, utc = render_text(rep), render_text(rep, utc=True)
+    start = rep.incident.started_at
+    import datetime as dt
+    local = dt.datetime.fromtimestamp(start / 1000, dt.timezone(dt.timedelta(hours=9))).strftime("%Y-%m-%d %H:%M")
+    assert f"started   {local} KST" in kst and "times in  Asia/Seoul" in kst
+    assert " KST" not in utc and " UTC" in utc
+    assert "event time (when it happened" in kst and "pipeline time (when this pipeline wrote" in kst
+    ev = rep.events
+    assert ev.first_decided == END and ev.last_decided == END and ev.outage_ended == END + 7 * HOUR
+    assert ev.last_after_end_h == pytest.approx(-7.0)
+    page = render_html(rep)
+    assert "times in Asia/Seoul" in page and "KST" in page and "times in UTC" in render_html(rep, utc=True)
+
+
+def test_html_puts_extended_and_granted_hours_on_separate_charts():
+    page = render_html(build())
+    extended = page.split("Hours extended by service")[1].split("</section>")[0]
+    granted = page.split("Hours granted by service")[1].split("</section>")[0]
+    assert "2,160 h" in granted and "2,160" not in extended and "144 h" in extended
