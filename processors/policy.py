@@ -19,6 +19,7 @@ import yaml
 
 from processors.errors import PolicyError
 from processors.model import Action, BillingChannel, EntitlementKind, ReportCategory
+from processors.units import notice_settings
 from processors.windows import HOUR_MS
 
 
@@ -117,6 +118,8 @@ class Policy:
     rules: tuple[Rule, ...]
     reports: ReportPolicy
     origin: str = "<policy>"
+    locale: str = "en"        # notices: the language of a user whose record names none
+    time_zone: str = "UTC"    # notices: dates as the incident's users read them
     _index: Mapping[_Key, tuple[Rule, ...]] = field(default_factory=dict, repr=False)
 
     def rules_for(
@@ -129,7 +132,7 @@ class Policy:
 # ---------------------------------------------------------------------------- parsing
 
 _DURATION = re.compile(r"^([1-9][0-9]*)([hd])$")
-_TOP_KEYS = {"version", "services", "on_retract", "intake", "rules", "reports"}
+_TOP_KEYS = {"version", "services", "on_retract", "intake", "rules", "reports", "notices"}
 _RULE_KEYS = {"id", "services", "kinds", "channels", "incidents", "eligible", "remedy"}
 _REPORT_KEYS = {"business", "individual"}
 _BUSINESS_KEYS = {"rule", "tiers"}
@@ -234,6 +237,7 @@ def parse_policy(mapping: Mapping[str, Any], origin: str) -> Policy:
             raise PolicyError(origin, rule.id, "id", "duplicate rule id")
         seen.add(rule.id)
     reports = _parse_reports(top.get("reports", {}), top.get("intake", {}), ctx, seen)
+    locale, time_zone = notice_settings(ctx.mapping(top.get("notices", {}), "notices", {"locale", "time_zone"}), ctx.fail)
     return Policy(
         version=version,
         services=services,
@@ -241,6 +245,8 @@ def parse_policy(mapping: Mapping[str, Any], origin: str) -> Policy:
         rules=rules,
         reports=reports,
         origin=origin,
+        locale=locale,
+        time_zone=time_zone,
         _index=_build_index(rules, services, origin),
     )
 

@@ -21,6 +21,7 @@ NOTICES = "remedy.notices.v1"
 DEADLETTER = "remedy.deadletter.v1"
 RETRIAGE = "makegood.retriage.v1"
 CASES = "makegood.cases.v1"
+DECISIONS = "remedy.review-decisions.v1"
 
 # Which Avro schema each public topic carries (schemas/<name>.avsc).
 TOPIC_SCHEMAS: Mapping[str, str] = {
@@ -31,8 +32,9 @@ TOPIC_SCHEMAS: Mapping[str, str] = {
     REVIEWS: "review_case",
     NOTICES: "user_notice",
     DEADLETTER: "dead_letter",
+    DECISIONS: "review_decision",
 }
-INPUT_TOPICS = (OUTAGES, ENTITLEMENTS, REPORTS)
+INPUT_TOPICS = (OUTAGES, ENTITLEMENTS, REPORTS)   # replayable; review decisions are read with the reports
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ def load_topic_specs(path: Path) -> dict[str, TopicSpec]:
     for name, body in doc["topics"].items():
         specs[name] = TopicSpec(name, int(body["partitions"]), int(body.get("replication", replication)),
                                 {k: str(v) for k, v in (body.get("config") or {}).items()})
-    for co in (RETRIAGE, CASES):
+    for co in (RETRIAGE, CASES, DECISIONS):
         if specs[REPORTS].partitions != specs[co].partitions:
             raise TopicError(f"{path}: {co} must have as many partitions as {REPORTS}")
     return specs

@@ -57,6 +57,7 @@ RECORD_CLASSES: Mapping[str, type] = {
     "remedy_action": model.RemedyAction,
     "review_case": model.ReviewCase,
     "user_notice": model.UserNotice,
+    "review_decision": model.ReviewDecision,
 }
 
 
