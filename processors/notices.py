@@ -115,10 +115,13 @@ def report_notice(
     source: Source,
     reconsidered: bool = False,
     given: Sequence[Given] = (),
+    section: str = "report",
+    nid: str | None = None,
     **values: str,
 ) -> UserNotice:
-    """A report-level notice; `why` keys the `report` templates, `values` fill their
-    placeholders (`deadline`, `started`), `given` are the remedies this decision made.
+    """A report-level notice; `why` keys the templates of `section`, `values` fill their
+    placeholders (`deadline`, `started`), `given` are the remedies this decision made. A review
+    decision's notice (section "review") comes with its own id `nid`.
 
     Each report gets at most three, each with an id of its own so none hides another in the
     ledger: a receipt (REPORT_RECEIVED) while its incident is open, the decision ("report"),
@@ -126,8 +129,10 @@ def report_notice(
     that says so ("report-reconsidered"; its "report" notice is then the rejection).
     """
     t = templates()
-    message = t.say("report", why, locale, **values)
-    if kind is NoticeKind.REPORT_RECEIVED:
+    message = t.say(section, why, locale, **values)
+    if nid is not None:
+        pass
+    elif kind is NoticeKind.REPORT_RECEIVED:
         nid = notice_id("report-received", report_id)
     elif reconsidered:
         nid = notice_id("report-reconsidered", report_id)

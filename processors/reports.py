@@ -51,6 +51,12 @@ class CaseState:
     payout_ids: tuple[str, ...] = ()
     reviewed: frozenset[str] = frozenset()  # ReviewReason names already opened
     report_ids: tuple[str, ...] = ()
+    # reviewers' decisions (processors.decisions): what they paid on top of the tiers
+    review_paid_krw: int = 0
+    review_payout_ids: tuple[str, ...] = ()
+    decisions: tuple[str, ...] = ()         # fingerprints of the decisions applied, in order
+    service: str = ""                       # the service of the case's first report
+    locale: str | None = None               # the language of the reporter's latest report
 
 
 def match_incident(
@@ -133,8 +139,9 @@ def triage_report(
         return t.finish(Outcome.REJECTED, NoticeKind.REPORT_REJECTED, intake.why,
                         started=when(policy, intake.at.started_at, t.locale)), case
 
-    state = case or CaseState(cid, incident_id, report.reporter_id, report.business_id)
-    state = dataclasses.replace(state, report_ids=state.report_ids + (report.report_id,))
+    state = case or CaseState(cid, incident_id, report.reporter_id, report.business_id, service=report.service)
+    state = dataclasses.replace(state, report_ids=state.report_ids + (report.report_id,),
+                                locale=report.locale or state.locale)
     if report.reporter_kind is ReporterKind.BUSINESS:
         state = t.business(state)
     else:
