@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     report_commands.register(sub)
     import streams.cli.ops as ops_commands
     ops_commands.register(sub)
+    import streams.cli.review as review_commands
+    review_commands.register(sub)
     return p
 
 
