@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from processors.approval import Cost, Hold, effective, estimate, holds, needs_estimate, report_incidents
+from processors.decisions import decide_review
 from processors.entitlements import decide_entitlement
 from processors.errors import InvalidRecord
 from processors.model import (
@@ -31,13 +32,15 @@ from processors.model import (
     OutageWindow,
     RemedyAction,
     ReviewCase,
+    ReviewDecision,
     Source,
     UserNotice,
 )
 from processors.policy import Policy
 from processors.ids import case_id
 from processors.reports import CaseState, match_incident, triage_report
-from processors.validate import validate_approval, validate_entitlement, validate_report, validate_window
+from processors.validate import (validate_approval, validate_decision, validate_entitlement, validate_report,
+                                 validate_window)
 from processors.windows import IncidentHistory
 
 
@@ -80,11 +83,16 @@ def evaluate(
     entitlements: Iterable[tuple[EntitlementState, Source]],
     reports: Iterable[tuple[DamageReport, Source]],
     approvals: Iterable[tuple[IncidentApproval, Source]] = (),
+    decisions: Iterable[tuple[ReviewDecision, Source]] = (),
 ) -> Evaluation:
     """All remedies, reviews and notices the inputs earn under `policy`. With approval limits,
     an incident is decided against its released revisions only (processors.approval): each
     revision's cost is estimated over every entitlement's latest state, and `approvals` release
-    what is over the limits."""
+    what is over the limits.
+
+    Review decisions are applied after every report, each reporter's in offset order (they
+    share the reporter's partition, so that is the order the live worker reads them in); a
+    decision for a case no report opened is listed as invalid, as the worker dead-letters it."""
     invalid: list[Invalid] = []
     counts: Counter[str] = Counter()
 
@@ -153,6 +161,17 @@ def evaluate(
         for rem in decision.remedies:
             remedies[rem.remedy_id] = rem
         reviews.update((v.review_id, v) for v in decision.reviews)
+        notices.update((n.notice_id, n) for n in decision.notices)
+
+    for d, s in sorted(_valid(decisions, validate_decision, invalid), key=lambda ds: _src_key(ds[1])):
+        try:
+            decision, case = decide_review(policy, cases.get(d.case_id), d, s)
+        except InvalidRecord as exc:
+            invalid.append(Invalid(s, exc.reason))
+            continue
+        counts[decision.outcome] += 1
+        cases[case.case_id] = case
+        remedies.update((rem.remedy_id, rem) for rem in decision.remedies)
         notices.update((n.notice_id, n) for n in decision.notices)
 
     return Evaluation(

@@ -22,7 +22,7 @@ from processors.model import (
     Source,
     SubjectKind,
 )
-from processors.notices import remedy_notice
+from processors.notices import Given, locale_for, remedies_notice
 from processors.policy import Eligibility, OnRetract, Policy, RemedyKind, Rule
 from processors.windows import (
     IncidentHistory,
@@ -91,6 +91,7 @@ def decide_entitlement(
         return NO_RULE
 
     walk: list[RemedyAction] = []
+    groups: list[list[Given]] = []   # what each revision gave: one notice each (processors.notices)
     issued: dict[str, _Issued] = {}
     closed_seen = retracted = False
 
@@ -115,10 +116,14 @@ def decide_entitlement(
         walk.append(remedy)
         return remedy
 
+    def given(remedy: RemedyAction, total: int) -> None:
+        groups[-1].append((remedy, total))
+
     for rev in history.revisions:
         if rev.status is IncidentStatus.OPEN:
             continue
         decided_at = max(ent.updated_at, rev.published_at)
+        groups.append([])
         if rev.status is IncidentStatus.RETRACTED:
             retracted = True
             if policy.on_retract is OnRetract.REVERSE:
@@ -129,8 +134,8 @@ def decide_entitlement(
                     money = done.amount_krw is not None
                     value = done.amount_krw if money else done.extend_hours
                     assert value is not None
-                    emit(rule, Action.REVERSAL, progress.next_seq, value, done.remedy_id,
-                         decided_at, money)
+                    given(emit(rule, Action.REVERSAL, progress.next_seq, value, done.remedy_id,
+                               decided_at, money), value)
                     progress.next_seq += 1
             break
         closed_seen = True
@@ -145,16 +150,18 @@ def decide_entitlement(
             if progress is None:
                 first = emit(rule, rule.remedy.action, 0, amount, None, decided_at, money)
                 issued[rule.id] = _Issued(first.remedy_id, amount, 1)
+                given(first, amount)
             elif rule.remedy.duration_based and amount > progress.total:
-                emit(rule, rule.remedy.action, progress.next_seq, amount - progress.total,
-                     progress.first_id, decided_at, money)
+                given(emit(rule, rule.remedy.action, progress.next_seq, amount - progress.total,
+                           progress.first_id, decided_at, money), amount)
                 progress.total = amount
                 progress.next_seq += 1
 
     if walk:
         return Decision(
             remedies=tuple(walk),
-            notices=tuple([remedy_notice(r, source) for r in walk]),
+            notices=tuple(remedies_notice(policy, locale_for(policy, ent.locale), g, source)
+                          for g in groups if g),
             outcome=Outcome.REMEDIED,
         )
     if retracted:

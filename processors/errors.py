@@ -25,3 +25,7 @@ class InvalidRecord(MakegoodError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class UnknownCase(InvalidRecord):
+    """A review decision names no case under review of its reporter (dead-lettered)."""

@@ -92,6 +92,12 @@ class NoticeKind(str, enum.Enum):
     REPORT_REJECTED = "REPORT_REJECTED"
     REPORT_NO_CHANGE = "REPORT_NO_CHANGE"
     REPORT_RECEIVED = "REPORT_RECEIVED"  # received while the incident is OPEN; decided at its close
+    REVIEW_DECIDED = "REVIEW_DECIDED"    # a reviewer decided a case under review
+
+
+class Verdict(str, enum.Enum):
+    APPROVE = "APPROVE"
+    DENY = "DENY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +134,7 @@ class EntitlementState:
     price_krw: int
     period_days: int
     updated_at: int
+    locale: str | None = None   # the user's language for notices (BCP 47, e.g. ko-KR); None: the policy's
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +153,7 @@ class DamageReport:
     contact_email: str | None
     contact_phone: str | None
     submitted_at: int
+    locale: str | None = None   # the reporter's language for notices; None: the policy's
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +212,22 @@ class UserNotice:
     policy_version: str
     decided_at: int
     source: Source
+    locale: str | None = None   # the language `message` is written in (None: before #16, English)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewDecision:
+    """A reviewer's decision on a case under review (input; keyed by the reporter, see
+    processors.decisions). `note` is the reviewer's free text: it goes nowhere else."""
+
+    case_id: str
+    review_id: str | None
+    reporter_id: str
+    verdict: Verdict
+    amount_krw: int | None      # APPROVE: the additional compensation approved for the case, in won
+    reviewer_id: str
+    note: str | None
+    decided_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +269,8 @@ class Decision:
     outcome: Outcome = Outcome.NO_RULE
 
 
-Record = Source | OutageWindow | EntitlementState | DamageReport | RemedyAction | ReviewCase | UserNotice
+Record = (Source | OutageWindow | EntitlementState | DamageReport | RemedyAction | ReviewCase | UserNotice
+          | ReviewDecision)
 R = TypeVar("R")
 
 # Conversions are compiled once per record class from its type hints: the codec converts every
@@ -266,6 +291,7 @@ class _Layout:
     name_set: frozenset[str]
     get_all: Callable[[Any], tuple]
     converts: tuple[tuple[int, Convert], ...]
+    defaults: dict[str, Any]    # fields a record may leave out (added later, with a default)
 
 
 _TO_TYPED: dict[type, _Layout] = {}
@@ -314,7 +340,8 @@ def _compile(cache: dict[type, _Layout], cls: type, make: Callable[[Any], Conver
     converts = tuple((i, conv) for i, name in enumerate(names) if (conv := make(hints[name])) is not None)
     # attrgetter/itemgetter of one name return the bare value, not a 1-tuple.
     get_all = getter(*names) if len(names) > 1 else (lambda obj, one=getter(*names): (one(obj),))
-    layout = cache[cls] = _Layout(names, frozenset(names), get_all, converts)
+    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    layout = cache[cls] = _Layout(names, frozenset(names), get_all, converts, defaults)
     return layout
 
 
@@ -338,6 +365,8 @@ def from_dict(cls: type[R], d: typing.Mapping[str, Any]) -> R:
         unknown = set(d) - set(names)
         if unknown:
             raise InvalidRecord(f"{cls.__name__}: unknown fields {sorted(unknown)}")
+        if all(n in d or n in layout.defaults for n in names):
+            return from_dict(cls, {**layout.defaults, **d})    # written before those fields existed
         raise InvalidRecord(f"{cls.__name__}: missing fields {[n for n in names if n not in d]}")
     values = layout.get_all(d)
     try:

@@ -21,6 +21,7 @@ import yaml
 from processors.errors import PolicyError
 from processors.limits import Limits, parse_limits
 from processors.model import Action, BillingChannel, EntitlementKind, ReportCategory
+from processors.units import notice_settings
 from processors.windows import HOUR_MS
 
 
@@ -122,6 +123,8 @@ class Policy:
     origin: str = "<policy>"
     approval: Limits | None = None  # None: nothing is held (processors.approval)
     timezone: str = DEFAULT_TIMEZONE  # IANA zone people of the incident read times in (reports, notices)
+    locale: str = "en"        # notices: the language of a user whose record names none
+    time_zone: str = "UTC"    # notices: dates as the incident's users read them
     _index: Mapping[_Key, tuple[Rule, ...]] = field(default_factory=dict, repr=False)
 
     def rules_for(
@@ -134,7 +137,8 @@ class Policy:
 # ---------------------------------------------------------------------------- parsing
 
 _DURATION = re.compile(r"^([1-9][0-9]*)([hd])$")
-_TOP_KEYS = {"version", "services", "on_retract", "intake", "rules", "reports", "approval", "timezone"}
+_TOP_KEYS = {"version", "services", "on_retract", "intake", "rules", "reports", "approval", "timezone",
+             "notices"}
 
 _RULE_KEYS = {"id", "services", "kinds", "channels", "incidents", "eligible", "remedy"}
 _REPORT_KEYS = {"business", "individual"}
@@ -243,6 +247,8 @@ def parse_policy(mapping: Mapping[str, Any], origin: str) -> Policy:
     timezone = ctx.text(top.get("timezone", DEFAULT_TIMEZONE), "timezone")
     if timezone not in zoneinfo.available_timezones():  # IANA names: Asia/Seoul, UTC, ...
         raise ctx.fail("timezone", f"unknown IANA time zone {timezone!r}; write e.g. Asia/Seoul or UTC")
+    locale, time_zone = notice_settings(ctx.mapping(top.get("notices", {}), "notices", {"locale", "time_zone"}), ctx.fail,
+                                         default_zone=timezone)
     return Policy(
         version=version,
         services=services,
@@ -252,6 +258,8 @@ def parse_policy(mapping: Mapping[str, Any], origin: str) -> Policy:
         origin=origin,
         approval=parse_limits(top.get("approval"), ctx.fail),
         timezone=timezone,
+        locale=locale,
+        time_zone=time_zone,
         _index=_build_index(rules, services, origin),
     )
 

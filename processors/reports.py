@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from processors import ids
-from processors.intake import Verdict, acknowledging, judge
+from processors.intake import Verdict, acknowledging, intake_end, judge
 from processors.model import (
     Outcome,
     Action,
@@ -33,7 +33,7 @@ from processors.model import (
     SubjectKind,
     UserNotice,
 )
-from processors.notices import remedy_notice, report_notice
+from processors.notices import Given, locale_for, report_notice, when
 from processors.policy import Policy, Routing
 from processors.windows import IncidentHistory, contains
 
@@ -51,6 +51,12 @@ class CaseState:
     payout_ids: tuple[str, ...] = ()
     reviewed: frozenset[str] = frozenset()  # ReviewReason names already opened
     report_ids: tuple[str, ...] = ()
+    # reviewers' decisions (processors.decisions): what they paid on top of the tiers
+    review_paid_krw: int = 0
+    review_payout_ids: tuple[str, ...] = ()
+    decisions: tuple[str, ...] = ()         # fingerprints of the decisions applied, in order
+    service: str = ""                       # the service of the case's first report
+    locale: str | None = None               # the language of the reporter's latest report
 
 
 def match_incident(
@@ -118,7 +124,9 @@ def triage_report(
     s = report.submitted_at
     if intake.late is not None:  # told at that close that intake had ended, which may change
         late = _Triage(policy, report, source, incident_id, max(s, intake.late.published_at), told)
-        told = late.finish(Outcome.REJECTED, NoticeKind.REPORT_REJECTED, "intake-closed").notices
+        deadline = intake_end(policy, intake.late, report.reporter_kind)
+        told = late.finish(Outcome.REJECTED, NoticeKind.REPORT_REJECTED, "intake-closed",
+                           deadline=when(policy, deadline, late.locale)).notices
     if intake.verdict is Verdict.WAITING:
         return Decision(notices=told, outcome=Outcome.PENDING), case
     assert intake.at is not None
@@ -128,10 +136,12 @@ def triage_report(
         assert intake.why is not None
         if intake.late is not None:  # already told it is rejected: a retraction adds nothing
             return Decision(notices=told, outcome=Outcome.REJECTED), case
-        return t.finish(Outcome.REJECTED, NoticeKind.REPORT_REJECTED, intake.why), case
+        return t.finish(Outcome.REJECTED, NoticeKind.REPORT_REJECTED, intake.why,
+                        started=when(policy, intake.at.started_at, t.locale)), case
 
-    state = case or CaseState(cid, incident_id, report.reporter_id, report.business_id)
-    state = dataclasses.replace(state, report_ids=state.report_ids + (report.report_id,))
+    state = case or CaseState(cid, incident_id, report.reporter_id, report.business_id, service=report.service)
+    state = dataclasses.replace(state, report_ids=state.report_ids + (report.report_id,),
+                                locale=report.locale or state.locale)
     if report.reporter_kind is ReporterKind.BUSINESS:
         state = t.business(state)
     else:
@@ -146,13 +156,14 @@ def _receipt(policy: Policy, incidents: Mapping[str, IncidentHistory], report: D
     if rev is None:
         return None
     return report_notice(
+        policy=policy,
+        locale=locale_for(policy, report.locale),
         report_id=report.report_id,
         user_id=report.reporter_id,
         incident_id=rev.incident_id,
         kind=NoticeKind.REPORT_RECEIVED,
         why="received",
         remedy_ids=(),
-        policy_version=policy.version,
         decided_at=max(report.submitted_at, rev.published_at),
         source=source,
     )
@@ -171,26 +182,30 @@ class _Triage:
         self.decided_at = decided_at
         self.told = told                  # notices the report was given before this decision
         self.reconsidered = reconsidered  # decided after being told intake had ended
-        self.remedies: list[RemedyAction] = []
+        self.locale = locale_for(policy, report.locale)
+        self.remedies: list[Given] = []
         self.reviews: list[ReviewCase] = []
         self.decision = Decision()
 
     def finish(self, outcome: Outcome, kind: NoticeKind, why: str,
-               remedy_ids: tuple[str, ...] = ()) -> Decision:
+               remedy_ids: tuple[str, ...] = (), **values: str) -> Decision:
         notice = report_notice(
+            policy=self.policy,
+            locale=self.locale,
             report_id=self.report.report_id,
             user_id=self.report.reporter_id,
             incident_id=self.incident_id,
             kind=kind,
             why=why,
             remedy_ids=remedy_ids,
-            policy_version=self.policy.version,
             decided_at=self.decided_at,
             source=self.source,
             reconsidered=self.reconsidered,
+            given=self.remedies,
+            **values,
         )
-        notices = (*self.told, notice, *(remedy_notice(r, self.source) for r in self.remedies))
-        self.decision = Decision(tuple(self.remedies), tuple(self.reviews), notices, outcome)
+        self.decision = Decision(tuple(r for r, _ in self.remedies), tuple(self.reviews),
+                                 (*self.told, notice), outcome)
         return self.decision
 
     def review(self, state: CaseState, reason: ReviewReason) -> CaseState:
@@ -249,7 +264,7 @@ class _Triage:
             decided_at=self.decided_at,
             source=self.source,
         )
-        self.remedies.append(payout)
+        self.remedies.append((payout, tier.payout_krw))
         self.finish(Outcome.PAID, NoticeKind.REPORT_COVERED, "topped-up" if seq else "paid",
                     (payout.remedy_id,))
         return dataclasses.replace(state, paid_krw=tier.payout_krw,

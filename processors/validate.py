@@ -34,6 +34,8 @@ from processors.model import (
     IncidentStatus,
     OutageWindow,
     ReporterKind,
+    ReviewDecision,
+    Verdict,
 )
 from processors.policy import Policy
 
@@ -51,7 +53,12 @@ SERVICE_CODE = re.compile(r"[a-z0-9][a-z0-9-]*")
 SERVICE_CODE_MAX = 32
 # Free text, in characters: a report's title and body travel to its review case, and that
 # record must fit on remedy.reviews.v1 (about 1 MiB) with room to spare.
-TEXT_MAX = {"title": 1_000, "body": 50_000, "site": 200, "contact_email": 254, "contact_phone": 32}
+TEXT_MAX = {"title": 1_000, "body": 50_000, "site": 200, "contact_email": 254, "contact_phone": 32,
+            "note": 2_000}
+# A BCP 47 language tag as platforms send them (ko, ko-KR, en_US); one we do not write falls back
+# to the policy's language, a malformed one is a dead letter like any mangled field.
+LOCALE = re.compile(r"[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*")
+LOCALE_MAX = 35
 
 
 def _shape(value: str, pattern: re.Pattern, longest: int) -> str | None:
@@ -113,10 +120,16 @@ def _service(service: str, policy: Policy | None) -> None:
 
 
 # The field an input topic is keyed by (DESIGN §2), for the records whose key is checked.
-KEY_FIELDS = {OutageWindow: "incident_id", DamageReport: "reporter_id", IncidentApproval: "incident_id"}
+KEY_FIELDS = {OutageWindow: "incident_id", DamageReport: "reporter_id", ReviewDecision: "reporter_id",
+              IncidentApproval: "incident_id"}
 
 
-def validate_key(record: OutageWindow | DamageReport | IncidentApproval, key: bytes | None) -> None:
+def _locale(value: str | None) -> None:
+    if value is not None:
+        _id(value, "locale", LOCALE, LOCALE_MAX)
+
+
+def validate_key(record: OutageWindow | DamageReport | ReviewDecision | IncidentApproval, key: bytes | None) -> None:
     """Raise InvalidRecord unless `key`, the Kafka key the record was read with, is the
     record's key field. The producer chose the key from the record; a value mangled after that
     (a flipped bit inside an id that still looks valid) no longer says what its key says."""
@@ -161,6 +174,7 @@ def validate_entitlement(e: EntitlementState, policy: Policy) -> None:
     _amount(e.price_krw, "price_krw", MAX_PRICE_KRW)
     if e.period_days < 1:
         raise InvalidRecord(f"period_days must be at least 1, got {e.period_days}")
+    _locale(e.locale)
 
 
 def validate_report(r: DamageReport, policy: Policy) -> None:
@@ -179,6 +193,7 @@ def validate_report(r: DamageReport, policy: Policy) -> None:
     _amount(r.claimed_loss_krw, "claimed_loss_krw", MAX_CLAIM_KRW)
     _time(r.occurred_at, "occurred_at")
     _time(r.submitted_at, "submitted_at")
+    _locale(r.locale)
 
 
 def validate_approval(a: IncidentApproval, policy: Policy | None = None) -> None:
@@ -191,3 +206,21 @@ def validate_approval(a: IncidentApproval, policy: Policy | None = None) -> None
     _time(a.approved_at, "approved_at")
     _amount(a.remedies, "remedies", MAX_CLAIM_KRW)
     _amount(a.amount_krw, "amount_krw", MAX_CLAIM_KRW)
+
+
+def validate_decision(d: ReviewDecision, policy: Policy | None = None) -> None:
+    """Raise InvalidRecord unless `d` is a decision that can be applied to a case (whether the
+    case exists is the worker's to say). Reasons never quote the note."""
+    _id(d.case_id, "case_id")
+    if d.review_id is not None:
+        _id(d.review_id, "review_id")
+    _id(d.reporter_id, "reporter_id")
+    _id(d.reviewer_id, "reviewer_id")
+    _text(d.note, "note")
+    _time(d.decided_at, "decided_at")
+    if d.verdict is Verdict.APPROVE:
+        if d.amount_krw is None or d.amount_krw == 0:
+            raise InvalidRecord("an APPROVE decision needs amount_krw, a positive number of won")
+        _amount(d.amount_krw, "amount_krw", MAX_CLAIM_KRW)
+    elif d.amount_krw is not None:
+        raise InvalidRecord("a DENY decision carries no amount_krw")

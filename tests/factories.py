@@ -77,6 +77,7 @@ def ent(**kw: Any) -> EntitlementState:
         price_krw=4_900,
         period_days=30,
         updated_at=START - 10 * DAY,
+        locale="en",   # the tests read English; None is a record from before #16 (the policy's: ko)
     )
     base.update(kw)
     return EntitlementState(**base)
@@ -103,6 +104,7 @@ def report(**kw: Any) -> DamageReport:
         contact_email=EMAIL,
         contact_phone=PHONE,
         submitted_at=END + 2 * DAY,
+        locale="en",
     )
     base.update(kw)
     return DamageReport(**base)

@@ -30,7 +30,8 @@ from streams.wire.codec import DecodeError
 from streams.wire.framing import CLI_OUTAGE_WAIT, open_codec
 from streams.wire.jsonio import JsonRecordError, JsonRecords
 from streams.settings import Settings
-from streams.kafka.topics import (ACTIONS, APPROVALS, DEADLETTER, ENTITLEMENTS, INPUT_TOPICS, NOTICES, OUTAGES, REPORTS,
+from streams.kafka.topics import (ACTIONS, APPROVALS, DEADLETTER, DECISIONS, ENTITLEMENTS, INPUT_TOPICS, NOTICES,
+                                  OUTAGES, REPORTS,
                                   REVIEWS, TOPIC_SCHEMAS)
 from streams.errors import CommandError, ProduceError, PublishError
 from streams.kafka.producer import Producer, describe
@@ -44,6 +45,7 @@ KEY_FIELDS: dict[str, str] = {
     ACTIONS: "user_id",
     REVIEWS: "case_id",
     NOTICES: "user_id",
+    DECISIONS: "reporter_id",   # with the reporter's reports and cases (co-partitioned)
     DEADLETTER: "key",
 }
 TOMBSTONE = "__tombstone__"

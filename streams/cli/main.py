@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     support_commands.register(sub)
     import streams.cli.deadletters as deadletter_commands
     deadletter_commands.register(sub)
+    import streams.cli.review as review_commands
+    review_commands.register(sub)
     return p
 
 

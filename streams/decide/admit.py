@@ -11,7 +11,8 @@ from typing import Any, Callable, Mapping
 
 from processors.errors import InvalidRecord
 from processors.policy import Policy
-from processors.validate import (validate_approval, validate_entitlement, validate_key, validate_report,
+from processors.validate import (validate_approval, validate_decision, validate_entitlement, validate_key,
+                                 validate_report,
                                  validate_window)
 
 from streams.errors import DecodeError, Stage
@@ -22,11 +23,12 @@ VALIDATORS: Mapping[str, Callable[[Any, Policy], None]] = {
     "entitlement_state": validate_entitlement,
     "damage_report": validate_report,
     "incident_approval": validate_approval,
+    "review_decision": validate_decision,
 }
 # Records whose Kafka key must be their key field (processors.validate.validate_key). Entitlement
 # states are not checked yet: a newly assigned partition is restored by key without decoding,
 # and its sweep would have to compare keys too (README, "Bad input").
-KEYED = frozenset({"outage_window", "damage_report", "incident_approval"})
+KEYED = frozenset({"outage_window", "damage_report", "incident_approval", "review_decision"})
 
 
 @dataclass(frozen=True, slots=True)

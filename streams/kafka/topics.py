@@ -22,6 +22,7 @@ DEADLETTER = "remedy.deadletter.v1"
 RETRIAGE = "makegood.retriage.v1"
 CASES = "makegood.cases.v1"
 APPROVALS = "makegood.approvals.v1"      # operators' releases of held revisions (processors.approval)
+DECISIONS = "remedy.review-decisions.v1"
 
 # Which Avro schema each public topic carries (schemas/<name>.avsc).
 TOPIC_SCHEMAS: Mapping[str, str] = {
@@ -33,8 +34,9 @@ TOPIC_SCHEMAS: Mapping[str, str] = {
     NOTICES: "user_notice",
     DEADLETTER: "dead_letter",
     APPROVALS: "incident_approval",
+    DECISIONS: "review_decision",
 }
-INPUT_TOPICS = (OUTAGES, ENTITLEMENTS, REPORTS)
+INPUT_TOPICS = (OUTAGES, ENTITLEMENTS, REPORTS)   # replayable; review decisions are read with the reports
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def load_topic_specs(path: Path, profile: str = "local") -> dict[str, TopicSpec]
         config = {"min.insync.replicas": str(prof.min_insync_replicas),
                   **{k: str(v) for k, v in (body.get("config") or {}).items()}}
         specs[name] = TopicSpec(name, int(body["partitions"]), prof.replication, config)
-    for co in (RETRIAGE, CASES):
+    for co in (RETRIAGE, CASES, DECISIONS):
         if specs[REPORTS].partitions != specs[co].partitions:
             raise TopicError(f"{path}: {co} must have as many partitions as {REPORTS}")
     return specs

@@ -58,6 +58,7 @@ RECORD_CLASSES: Mapping[str, type] = {
     "review_case": model.ReviewCase,
     "user_notice": model.UserNotice,
     "incident_approval": model.IncidentApproval,
+    "review_decision": model.ReviewDecision,
 }
 
 

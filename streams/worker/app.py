@@ -37,7 +37,7 @@ from processors.policy import Policy, load_policy
 
 from streams.decide.admit import Admission
 from streams.errors import MakegoodError, StartupError
-from streams.kafka.topics import CASES, ENTITLEMENTS, OUTAGES, REPORTS, RETRIAGE, load_topic_specs
+from streams.kafka.topics import CASES, DECISIONS, ENTITLEMENTS, OUTAGES, REPORTS, RETRIAGE, load_topic_specs
 from streams.ledger.estimates import Estimates
 from streams.ledger.reconcile import reconcile_inflight
 from streams.ops.health import Health
@@ -114,7 +114,8 @@ class Worker:
         self._consumers: list[asyncio.Future] = []
         self.reports = reports = ReportsHandler(s, admission, Cases(s.topic(CASES)), feed, emitter, ledger, gate,
                                                 sweeper.ready, on_assigned=sweeper.partitions_assigned)
-        self.report_consumer = GroupConsumer(s, "reports", [s.topic(REPORTS), s.topic(RETRIAGE)], reports.restore,
+        self.report_consumer = GroupConsumer(s, "reports", [s.topic(REPORTS), s.topic(RETRIAGE), s.topic(DECISIONS)],
+                                             reports.restore,
                                              reports.assigned, reports.revoked, reports.handle, observer=observer,
                                              registry=registry)
         self.watch = Watch(s, health, metrics, noise or LibraryNoise(), ledger=ledger,
@@ -125,7 +126,7 @@ class Worker:
     def _held(self) -> dict[str, set[int]]:
         """The input partitions this worker holds (for the lag probe); called on the loop."""
         return {ENTITLEMENTS: set(self.store.owned), REPORTS: set(self.reports.owned),
-                RETRIAGE: set(self.reports.owned)}
+                RETRIAGE: set(self.reports.owned), DECISIONS: set(self.reports.owned)}
 
     def _conditions(self) -> dict[str, str | None]:
         """Readiness besides Kafka and Redis: None when met, else what the worker is doing."""

@@ -32,12 +32,17 @@ def pending_entry(raw: bytes, source: Source, report_id: str | None) -> dict:
 def case_to_json(c: CaseState) -> dict:
     return {"case_id": c.case_id, "incident_id": c.incident_id, "reporter_id": c.reporter_id,
             "business_id": c.business_id, "paid_krw": c.paid_krw, "payout_ids": list(c.payout_ids),
-            "reviewed": sorted(c.reviewed), "report_ids": list(c.report_ids)}
+            "reviewed": sorted(c.reviewed), "report_ids": list(c.report_ids),
+            "review_paid_krw": c.review_paid_krw, "review_payout_ids": list(c.review_payout_ids),
+            "decisions": list(c.decisions), "service": c.service, "locale": c.locale}
 
 
 def case_from_json(d: dict) -> CaseState:
+    # entries written before #16 have no review decisions, service or locale yet
     return CaseState(d["case_id"], d["incident_id"], d["reporter_id"], d["business_id"], d["paid_krw"],
-                     tuple(d["payout_ids"]), frozenset(d["reviewed"]), tuple(d["report_ids"]))
+                     tuple(d["payout_ids"]), frozenset(d["reviewed"]), tuple(d["report_ids"]),
+                     d.get("review_paid_krw", 0), tuple(d.get("review_payout_ids", ())),
+                     tuple(d.get("decisions", ())), d.get("service", ""), d.get("locale"))
 
 
 class Cases:

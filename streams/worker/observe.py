@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from typing import Any, Mapping, Sequence
 
-from streams.kafka.topics import ACTIONS, DEADLETTER, INPUT_TOPICS, RETRIAGE
+from streams.kafka.topics import ACTIONS, DEADLETTER, DECISIONS, INPUT_TOPICS, RETRIAGE
 from streams.ledger.store import Ledger
 from streams.ops.logs import Budget
 from streams.ops.metrics import WorkerMetrics
@@ -38,7 +38,7 @@ class Observer:
         """The logical name of a real (namespaced) topic; a bounded label value."""
         if self._prefix and topic.startswith(self._prefix):
             topic = topic[len(self._prefix):]
-        return topic if topic in INPUT_TOPICS or topic == RETRIAGE else "other"
+        return topic if topic in INPUT_TOPICS or topic in (RETRIAGE, DECISIONS) else "other"
 
     # ------------------------------------------------------------------ intake
 

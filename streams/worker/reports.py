@@ -18,14 +18,16 @@ from typing import Any, Callable, Iterable
 
 from confluent_kafka import Message
 
-from processors.model import DamageReport, Outcome, RemedyAction, Source
+from processors.decisions import decide_review
+from processors.errors import UnknownCase
+from processors.model import DamageReport, Outcome, RemedyAction, ReviewDecision, Source
 from processors.reports import PENDING as WAITING, locate_case, triage_report
 
 from streams.decide.admit import Admission, Rejection
 from streams.decide.outputs import Batch, DeadLetter, Intake
 from streams.errors import RegistryUnavailable, Stage
 from streams.kafka.reader import PartitionReader
-from streams.kafka.topics import REPORTS, RETRIAGE
+from streams.kafka.topics import DECISIONS, REPORTS, RETRIAGE
 from streams.ledger.store import Ledger
 from streams.settings import Settings
 from streams.worker.cases import Cases, Touched, case_from_json, case_to_json, pending_entry, read_cases
@@ -53,6 +55,7 @@ class ReportsHandler:
         self._on_assigned = on_assigned       # the sweeper's catch-up request
         self.owned: set[int] = set()          # report partitions this worker owns
         self.retriage_topic = settings.topic(RETRIAGE)
+        self.decisions_topic = settings.topic(DECISIONS)
         self._remedies_of: dict[str, list[bytes]] = {}   # reporter -> ledgered remedies, per batch
 
     # ------------------------------------------------------------------ assignment
@@ -94,6 +97,15 @@ class ReportsHandler:
                     if m.topic() == self.retriage_topic:
                         batch.outcomes[Intake.RETRIAGE] += 1
                         new = []
+                    elif m.topic() == self.decisions_topic:
+                        decision = self.admission.check("review_decision", m.value(), m.key())
+                        if isinstance(decision, Rejection):
+                            batch.fail(DeadLetter.of(source, m.key(), m.value(), decision))
+                            continue
+                        doc = self.cases.doc(key, m.partition(), touched)
+                        if self.decide(decision, source, doc, batch, m.key(), m.value()):
+                            touched[key] = (m.partition(), doc)
+                        continue
                     else:
                         report = self.admission.check("damage_report", m.value(), m.key())
                         if isinstance(report, Rejection):
@@ -141,6 +153,21 @@ class ReportsHandler:
             if new_case is not None:
                 doc["cases"][new_case.case_id] = case_to_json(new_case)
         batch.add(decision)
+
+    def decide(self, d: ReviewDecision, source: Source, doc: dict, batch: Batch, key: bytes | None,
+               value: bytes | None) -> bool:
+        """A reviewer's decision on one of the reporter's cases (processors.decisions); a
+        decision for a case the reporter does not have is a dead letter. True: `doc` changed."""
+        case = doc["cases"].get(d.case_id)
+        try:
+            decision, new_case = decide_review(self.admission.policy, case_from_json(case) if case else None,
+                                               d, source)
+        except UnknownCase as exc:
+            batch.fail(DeadLetter(source, key, value, Stage.VALIDATE, type(exc).__name__, exc.reason))
+            return False
+        doc["cases"][new_case.case_id] = case_to_json(new_case)
+        batch.add(decision)
+        return True
 
     async def _covered(self, user_id: str) -> list[RemedyAction]:
         """The remedies the ledger holds for a reporter (prefetched for the batch in hand)."""

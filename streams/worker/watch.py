@@ -20,7 +20,7 @@ from typing import Any, Callable
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from streams.kafka.topics import ENTITLEMENTS, OUTAGES, REPORTS, RETRIAGE
+from streams.kafka.topics import DECISIONS, ENTITLEMENTS, OUTAGES, REPORTS, RETRIAGE
 from streams.ops.health import Health, Outage
 from streams.ops.logs import LibraryNoise
 from streams.ops.metrics import WorkerMetrics
@@ -43,7 +43,8 @@ class KafkaProbe:
 
     def __init__(self, settings: Settings, entitlement_group: str, reports_group: str) -> None:
         self.settings = settings
-        self.groups = {ENTITLEMENTS: entitlement_group, REPORTS: reports_group, RETRIAGE: reports_group}
+        self.groups = {ENTITLEMENTS: entitlement_group, REPORTS: reports_group, RETRIAGE: reports_group,
+                       DECISIONS: reports_group}
         self.admin = AdminClient(settings.kafka_config())
 
     def lags(self, held: dict[str, set[int]], feed_positions: dict[int, int]) -> Lags:

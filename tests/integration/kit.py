@@ -51,9 +51,9 @@ class Workers(WorkerPool):
 
 
 SCHEMA_OF = {"outage.windows.v1": "outage_window", "entitlement.states.v1": "entitlement_state",
-             "damage.reports.v1": "damage_report"}
+             "damage.reports.v1": "damage_report", "remedy.review-decisions.v1": "review_decision"}
 KEY_OF = {"outage.windows.v1": "incident_id", "entitlement.states.v1": "entitlement_id",
-          "damage.reports.v1": "reporter_id"}
+          "damage.reports.v1": "reporter_id", "remedy.review-decisions.v1": "reporter_id"}
 
 
 @dataclass
@@ -62,14 +62,18 @@ class Published:
     windows: list = field(default_factory=list)
     entitlements: list = field(default_factory=list)
     reports: list = field(default_factory=list)
+    decisions: list = field(default_factory=list)
 
     def add(self, logical: str, record: Any, source: Source) -> None:
         {"outage.windows.v1": self.windows, "entitlement.states.v1": self.entitlements,
-         "damage.reports.v1": self.reports}[logical].append((record, source))
+         "damage.reports.v1": self.reports, "remedy.review-decisions.v1": self.decisions}[logical].append(
+            (record, source))
 
 
 def publish(settings: Settings, codec: Codec, logical: str, records: Iterable[Any],
-            published: Published | None = None, raw: Iterable[tuple[bytes, bytes]] = ()) -> None:
+            published: Published | None = None, raw: Iterable[tuple[bytes, bytes]] = (),
+            writer: Codec | None = None) -> None:
+    """Produce `records` (encoded by `writer`, default `codec`) and `raw` (key, value) pairs."""
     p = Producer(settings.producer_config(**{"enable.idempotence": True, "linger.ms": 5}))
     topic = settings.topic(logical)
 
@@ -81,7 +85,7 @@ def publish(settings: Settings, codec: Codec, logical: str, records: Iterable[An
 
     for record in records:
         key = getattr(record, KEY_OF[logical]).encode()
-        p.produce(topic, key=key, value=codec.encode_obj(SCHEMA_OF[logical], record),
+        p.produce(topic, key=key, value=(writer or codec).encode_obj(SCHEMA_OF[logical], record),
                   on_delivery=lambda err, msg, r=record: delivered(err, msg, r))
         p.poll(0)
     for key, value in raw:

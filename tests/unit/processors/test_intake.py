@@ -106,7 +106,7 @@ def test_report_within_intake_while_open_is_acknowledged_then_paid_at_the_close(
     (payout,) = d.remedies
     assert (payout.action, payout.amount_krw) == (Action.PAYOUT, 50_000)
     assert payout.decided_at == closed.published_at   # decided at the close, not at receipt
-    assert kinds(d) == [NoticeKind.REPORT_RECEIVED, NoticeKind.REPORT_COVERED, NoticeKind.REMEDY_ISSUED]
+    assert kinds(d) == [NoticeKind.REPORT_RECEIVED, NoticeKind.REPORT_COVERED]
     assert live.outputs() == close_first[0].outputs() == oracle(close_first)
 
 
@@ -125,11 +125,11 @@ def test_a_lengthening_revision_admits_a_report_rejected_as_late():
         d = live.last("R-1")
         assert d.outcome is Outcome.PAID and d.remedies[0].amount_krw == 30_000
         assert d.remedies[0].decided_at == longer.published_at
-        rejected, paid, issued = d.notices
+        rejected, paid = d.notices
         assert rejected.notice_id == ids.notice_id("report", "R-1") and "intake period" in rejected.message
         assert paid.notice_id == ids.notice_id("report-reconsidered", "R-1")
         assert paid.kind is NoticeKind.REPORT_COVERED and "revised" in paid.message
-        assert issued.kind is NoticeKind.REMEDY_ISSUED
+        assert paid.remedy_ids == (d.remedies[0].remedy_id,) and "30,000 won" in paid.message
     assert before[0].outputs() == after[0].outputs() == oracle(after)
 
 

@@ -31,10 +31,11 @@ def test_business_tiers_inclusive_bounds(loss, payout):
     assert (p.subject_kind, p.subject_id, p.user_id) == (SubjectKind.REPORT, CASE, "U-1")
     assert p.remedy_id == ids.remedy_id(INCIDENT, "business-payout", CASE, 0)
     assert case.paid_krw == payout and case.payout_ids == (p.remedy_id,)
-    report_notice, payout_notice = d.notices
-    assert report_notice.kind is NoticeKind.REPORT_COVERED
-    assert report_notice.notice_id == ids.notice_id("report", "R-1")
-    assert payout_notice.kind is NoticeKind.REMEDY_ISSUED
+    (notice,) = d.notices   # one digest: the decision and the payout it made
+    assert notice.kind is NoticeKind.REPORT_COVERED
+    assert notice.notice_id == ids.notice_id("report", "R-1")
+    assert notice.remedy_ids == (p.remedy_id,)
+    assert f"A payment of {payout:,} won" in notice.message and p.remedy_id in notice.message
     assert p.decided_at == max(business().submitted_at, window().published_at)
 
 

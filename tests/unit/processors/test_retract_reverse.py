@@ -36,7 +36,9 @@ def test_reverse_issues_a_reversal_per_remedy_in_walk_order():
     assert rev0.remedy_id == remedy_id(INCIDENT, "gift-shopping-expired", "ENT-1", 2)
     assert rev1.remedy_id == remedy_id(INCIDENT, "gift-shopping-expired", "ENT-1", 3)
     assert rev0.decided_at == END + 3 * DAY
-    assert [n.kind for n in d.notices] == [NoticeKind.REMEDY_ISSUED] * 2 + [NoticeKind.REMEDY_REVERSED] * 2
+    # one digest per revision: the extension, the top-up, both reversals together
+    assert [n.kind for n in d.notices] == [NoticeKind.REMEDY_ISSUED] * 2 + [NoticeKind.REMEDY_REVERSED]
+    assert d.notices[2].remedy_ids == (rev0.remedy_id, rev1.remedy_id)
 
 
 def test_reversal_of_a_credit_carries_the_amount():

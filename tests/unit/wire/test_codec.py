@@ -18,7 +18,7 @@ def codec() -> Codec:
 
 def test_every_record_type_has_a_schema():
     assert SCHEMAS == ["damage_report", "dead_letter", "entitlement_state", "incident_approval", "outage_window",
-                       "remedy_action", "review_case", "user_notice"]
+                       "remedy_action", "review_case", "review_decision", "user_notice"]
 
 
 @pytest.mark.parametrize("name", SCHEMAS)
@@ -106,7 +106,8 @@ def test_notice_kinds_evolve_without_breaking_readers(codec):
     old = json.loads((ROOT / "schemas" / "history" / "user_notice.1.avsc").read_text())
     old_writer = Codec(codec.registry.with_version("user_notice", old, current=True))
     old_bytes = old_writer.encode("user_notice", sample("user_notice"))
-    assert codec.decode("user_notice", old_bytes) == sample("user_notice")   # known by fingerprint
+    # known by fingerprint; a record from before #16 has no locale
+    assert codec.decode("user_notice", old_bytes) == {**sample("user_notice"), "locale": None}
     received = {**sample("user_notice"), "kind": "REPORT_RECEIVED"}
     assert codec.decode("user_notice", codec.encode("user_notice", received)) == received
     # A kind newer than the current schema reads as the enum's default instead of failing.
@@ -116,3 +117,16 @@ def test_notice_kinds_evolve_without_breaking_readers(codec):
     data = writer.encode("user_notice", {**sample("user_notice"), "kind": "REPORT_SOMETHING_NEW"})
     reader = Codec(codec.registry.with_version("user_notice", newer, current=False))
     assert reader.decode("user_notice", data)["kind"] == "REPORT_RECEIVED"
+
+
+@pytest.mark.parametrize("name", ["entitlement_state", "damage_report"])
+def test_records_from_before_locale_still_read(codec, name):
+    """#16 added an optional `locale` to the two inputs that carry a user: a record written with the
+    schema before it (schemas/history/<name>.1.avsc) decodes, with no locale, and becomes a record."""
+    old = json.loads((ROOT / "schemas" / "history" / f"{name}.1.avsc").read_text())
+    assert "locale" not in [f["name"] for f in old["fields"]]
+    old_writer = Codec(codec.registry.with_version(name, old, current=True))
+    before = {k: v for k, v in sample(name).items() if k != "locale"}
+    data = old_writer.encode(name, before)
+    assert codec.decode(name, data) == {**before, "locale": None}
+    assert codec.decode_obj(name, data).locale is None
