@@ -82,6 +82,7 @@ def evaluate(
     windows: Iterable[tuple[OutageWindow, Source]],
     entitlements: Iterable[tuple[EntitlementState, Source]],
     reports: Iterable[tuple[DamageReport, Source]],
+    *,
     approvals: Iterable[tuple[IncidentApproval, Source]] = (),
     decisions: Iterable[tuple[ReviewDecision, Source]] = (),
 ) -> Evaluation:

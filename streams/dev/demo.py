@@ -42,7 +42,7 @@ class Inputs:
     approvals: list = dataclasses.field(default_factory=list)
 
     def oracle(self, policy) -> Evaluation:
-        return evaluate(policy, self.windows, self.entitlements, self.reports, self.approvals)
+        return evaluate(policy, self.windows, self.entitlements, self.reports, approvals=self.approvals)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -107,7 +107,7 @@ def test_over_limit_revision_waits_for_approval_then_issues_once(settings, codec
     assert "revisions 2-3" in ok.stdout
     approvals = approvals_on_topic(settings, codec)
     assert [a.revision for a, _ in approvals] == [3]
-    expected = evaluate(policy, pub.windows, pub.entitlements, pub.reports, approvals)
+    expected = evaluate(policy, pub.windows, pub.entitlements, pub.reports, approvals=approvals)
     assert expected.holds == () and len(expected.remedies) == by_rev[3]["cost"]["remedies"] + len(
         [r for r in expected.remedies if r.action.value == "PAYOUT"])
     got = kit.settle(settings, codec, len(expected.remedies), workers=workers)

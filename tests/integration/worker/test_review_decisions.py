@@ -102,7 +102,7 @@ def test_digests_and_review_decisions_match_the_evaluator(settings, codec, worke
         decided(c, verdict=Verdict.DENY),
         stray,                                                 # no such case: a dead letter
     ], pub)
-    expected = evaluate(policy, pub.windows, pub.entitlements, pub.reports, pub.decisions)
+    expected = evaluate(policy, pub.windows, pub.entitlements, pub.reports, decisions=pub.decisions)
     assert len(expected.invalid) == 1
     kit.settle(settings, codec, len(expected.notices), workers=workers, topic="remedy.notices.v1")
     kit.settle(settings, codec, 1, workers=workers, topic="remedy.deadletter.v1")
@@ -148,7 +148,7 @@ def test_a_replayed_decision_pays_nothing_new(settings, codec, workers, policy):
     cases = [codec.decode_obj("review_case", m.value())
              for m in read_topic(settings, "remedy.reviews.v1", expect=len(expected.reviews), timeout=120)]
     kit.publish(settings, codec, DECISIONS, [decided(c, amount=250_000) for c in cases], pub)
-    expected = evaluate(policy, pub.windows, pub.entitlements, pub.reports, pub.decisions)
+    expected = evaluate(policy, pub.windows, pub.entitlements, pub.reports, decisions=pub.decisions)
     kit.settle(settings, codec, len(expected.remedies), workers=workers)
     before = len(read_topic(settings, "remedy.notices.v1"))
     workers.stop()

@@ -109,8 +109,8 @@ def test_the_batch_evaluator_holds_an_unapproved_over_limit_revision_and_release
         (2, "held", 3), (3, "behind", 3)]
     assert held.holds[0].cost == estimate(policy, HISTORY, 2, ents)
     approval = IncidentApproval(INC, 3, "sre-1", T0 + 300 * H, policy.version, 3, 0)
-    done = evaluate(policy, windows, ents, [], [(approval, Source("a", 0, 0))])
+    done = evaluate(policy, windows, ents, [], approvals=[(approval, Source("a", 0, 0))])
     assert done.holds == () and len(done.remedies) == 3
     assert done.remedies == evaluate(dataclasses.replace(policy, approval=None), windows, ents, []).remedies
     bad = dataclasses.replace(approval, approved_by="")
-    assert evaluate(policy, windows, ents, [], [(bad, Source("a", 0, 1))]).invalid[0].reason == "approved_by is empty"
+    assert evaluate(policy, windows, ents, [], approvals=[(bad, Source("a", 0, 1))]).invalid[0].reason == "approved_by is empty"

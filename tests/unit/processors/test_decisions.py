@@ -113,7 +113,7 @@ def test_the_evaluator_applies_decisions_after_the_reports():
     decisions = [(decision(), src(0, "decisions")), (decision(), src(1, "decisions")),
                  (decision(amount_krw=400_000, decided_at=END + 30 * DAY), src(2, "decisions")),
                  (decision(case_id=ids.case_id(INCIDENT, "U-1", "999")), src(3, "decisions"))]
-    out = evaluate(POLICY, [(window(), src(0, "w"))], [], reports, decisions)
+    out = evaluate(POLICY, [(window(), src(0, "w"))], [], reports, decisions=decisions)
     paid = [r for r in out.remedies if r.rule_id == "business-payout-review"]
     assert sorted(r.amount_krw for r in paid) == [100_000, 300_000]
     assert [i.source.offset for i in out.invalid] == [3] and "unknown case" in out.invalid[0].reason
