@@ -244,11 +244,11 @@ class TransactionalProducer(Producer):
                        group_metadata: Any = None) -> tuple[float, float]:
         """Produce `records` and commit `offsets` for the group, atomically; returns the seconds
         the records took to be acknowledged and the seconds the offsets and commit took."""
-        loop = asyncio.get_running_loop()
         # a producer the transaction coordinator fenced meanwhile (its last transaction timed
         # out, e.g. across a broker restart) fails here: TransactionFailed(fatal), so the caller
-        # makes a new one instead of the error escaping unclassified
-        self._call("begin", self._p.begin_transaction)
+        # makes a new one instead of the error escaping unclassified. Off the event loop like
+        # every transactional call: librdkafka waits for its own main thread without a limit.
+        await self._bounded("begin", self._p.begin_transaction)
         started = time.monotonic()
         try:
             await self.send_batch(records)

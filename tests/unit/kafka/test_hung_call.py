@@ -49,7 +49,7 @@ def test_an_abort_that_hangs_after_a_failed_batch_makes_the_failure_fatal():
         raise RuntimeError("1263 of 3954 records not delivered")
 
     p._call = TransactionalProducer._call.__get__(p)
-    p._p = type("Handle", (), {"begin_transaction": staticmethod(lambda: None)})()
+    p._p = type("Handle", (), {"begin_transaction": staticmethod(lambda: None)})()   # begins, as librdkafka would
     p.send_batch = failing_batch
     with pytest.raises(TransactionFailed) as info:
         asyncio.run(p.transact([("t", b"k", b"v", None)]))
