@@ -34,15 +34,16 @@ class LocalKafka:
     under .stack/kafka; a fault test runs a private one (its own free ports and home, `tied` to
     the test process) that it can kill -9 and start again on the same data. `settings.bootstrap`
     names the broker clients use: this one when it is 127.0.0.1:<port>, else an external one.
-    `secure_port` (None: none) is a SASL_SSL listener whose clients the roles' ACLs bind
-    (streams/dev/secure.py); the PLAINTEXT port stays open to everything on loopback."""
+    `secure_port` is a SASL_SSL listener whose clients the roles' ACLs bind (streams/dev/secure.py):
+    9094 for the dev stack's broker, none for a private one unless asked; the PLAINTEXT port stays
+    open to everything on loopback."""
 
     def __init__(self, settings: Settings, *, port: int = KAFKA_PORT, controller_port: int = CONTROLLER_PORT,
-                 secure_port: int | None = SECURE_PORT, home: Path | None = None, tied: bool = False):
+                 secure_port: int | None = None, home: Path | None = None, tied: bool = False):
         self.settings = settings
         self.port = port
         self.controller_port = controller_port
-        self.secure_port = secure_port
+        self.secure_port = secure_port or (SECURE_PORT if port == KAFKA_PORT else None)
         self.tied = tied
         self.home = home or settings.state_dir / "kafka"
         self.pom = settings.root / "deploy" / "kafka" / "pom.xml"
