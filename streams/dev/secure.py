@@ -1,10 +1,13 @@
-"""The local broker's secured listener: SASL_SSL on loopback, with a CA, a broker certificate,
-SCRAM users per role and Kafka's StandardAuthorizer enforcing deploy/acls.yaml.
+"""The local broker's secured listeners: SASL_SSL on loopback, with a CA, a broker certificate,
+SCRAM users per role and Kafka's StandardAuthorizer enforcing deploy/acls.yaml; and SSL with
+client certificates (mutual TLS), where a certificate's CN is the principal (`CN=billing` is
+User:billing), so the same ACLs bind both.
 
 Everything is generated on the first `makegood dev up` under the broker's home
 (`.stack/kafka/security/`, never committed): a CA and a broker certificate for 127.0.0.1 and
-localhost (openssl), the broker's PKCS12 keystore, and one random password per user, each in a
-file of its own with mode 600. A second `up` reuses them.
+localhost (openssl), the broker's PKCS12 keystore, one random password per user, each in a
+file of its own with mode 600, and one client certificate and key per user (`<user>.pem`,
+`<user>.key`). A second `up` reuses them.
 
 Users (SCRAM-SHA-256 and -512, and PLAIN with the same passwords) are the roles' principals
 plus `makegood-admin`, a super user for `topics create --acls` over the secured listener. They
@@ -66,6 +69,22 @@ class LocalSecurity:
         for user in self.users:
             if not self.password_file(user).exists():
                 _private(self.password_file(user), secrets.token_urlsafe(24) + "\n")
+            if not self.cert_file(user).exists():
+                self._client_certificate(user)
+
+    def cert_file(self, user: str) -> Path:
+        return self.dir / f"{user}.pem"
+
+    def key_file(self, user: str) -> Path:
+        return self.dir / f"{user}.key"
+
+    def _client_certificate(self, user: str) -> None:
+        (self.dir / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+        self._openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{user}.key", "-out", f"{user}.csr",
+                      "-subj", f"/CN={user}")
+        self._openssl("x509", "-req", "-in", f"{user}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                      "-out", f"{user}.pem", "-days", str(CERT_DAYS), "-extfile", "client.ext")
+        os.chmod(self.key_file(user), 0o600)
 
     def _openssl(self, *args: str) -> None:
         done = subprocess.run(["openssl", *args], cwd=self.dir, capture_output=True, text=True)
@@ -88,11 +107,20 @@ class LocalSecurity:
             os.chmod(self.dir / key, 0o600)
 
     def server_properties(self, port: int) -> list[str]:
-        """The broker's lines for the SASL_SSL listener and the authorizer (the file is mode 600:
-        it holds the keystore password and the PLAIN users' passwords)."""
+        """The broker's lines for the SASL_SSL and SSL listeners and the authorizer (the file is
+        mode 600: it holds the keystore password and the PLAIN users' passwords)."""
         plain_users = " ".join(f'user_{u}="{self.password(u)}"' for u in self.users)
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        store = self.keystore_password.read_text().strip()
         return [
+            f"listener.name.ssl.ssl.keystore.location={self.keystore}",
+            "listener.name.ssl.ssl.keystore.type=PKCS12",
+            f"listener.name.ssl.ssl.keystore.password={store}",
+            f"listener.name.ssl.ssl.key.password={store}",
+            f"listener.name.ssl.ssl.truststore.location={self.ca}",
+            "listener.name.ssl.ssl.truststore.type=PEM",
+            "listener.name.ssl.ssl.client.auth=required",
+            "ssl.principal.mapping.rules=RULE:^CN=([^,]+)$/$1/,DEFAULT",
             "sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN",
             f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={scram}",
             f"listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={scram}",
@@ -130,6 +158,13 @@ class LocalSecurity:
         sec.validate()
         return replace(base, bootstrap=f"127.0.0.1:{port}", kafka_security=sec)
 
+    def mtls_client(self, base: Settings, user: str, port: int) -> Settings:
+        """Settings that connect to this broker's SSL listener with `user`'s certificate."""
+        sec = KafkaSecurity(protocol="SSL", ssl_ca_file=self.ca, ssl_cert_file=self.cert_file(user),
+                            ssl_key_file=self.key_file(user))
+        sec.validate()
+        return replace(base, bootstrap=f"127.0.0.1:{port}", kafka_security=sec)
+
     def env_file(self, user: str, port: int) -> Path:
         """A file of MAKEGOOD_* lines (paths only) that connects as `user`: `set -a; . FILE`."""
         path = self.dir / f"{user}.env"
@@ -140,7 +175,8 @@ class LocalSecurity:
         return path
 
 
-def secure_up(broker_settings: Settings, security: LocalSecurity, port: int, say: Callable[[str], None]) -> None:
+def secure_up(broker_settings: Settings, security: LocalSecurity, port: int, mtls_port: int,
+              say: Callable[[str], None]) -> None:
     """After the broker answers: users, the roles' ACLs (the code path of `topics create --acls`)
     and how to connect, by path."""
     from streams.kafka.acls import create_acls, default_roles_file, load_roles
@@ -150,4 +186,5 @@ def secure_up(broker_settings: Settings, security: LocalSecurity, port: int, say
     files = [security.env_file(u, port) for u in security.users]
     say(f"kafka: SASL_SSL on 127.0.0.1:{port} (SCRAM-SHA-512/256, PLAIN; ACLs of deploy/acls.yaml for "
         f"{', '.join(sorted(roles))}); CA {security.ca}; connect as a role with `set -a; . {files[0].parent}/<user>.env` "
-        f"(users: {', '.join(security.users)}; passwords in <user>.password, mode 600)")
+        f"(users: {', '.join(security.users)}; passwords in <user>.password, mode 600); mutual TLS on "
+        f"127.0.0.1:{mtls_port} with <user>.pem and <user>.key")

@@ -25,6 +25,7 @@ from streams.errors import StackError
 KAFKA_PORT = 9092
 CONTROLLER_PORT = 9093
 SECURE_PORT = 9094         # SASL_SSL, ACLs enforced (streams/dev/secure.py)
+MTLS_PORT = 9095           # SSL with client certificates, the same ACLs
 REDIS_PORT = 6390
 
 
@@ -35,15 +36,20 @@ class LocalKafka:
     under .stack/kafka; a fault test runs a private one (its own free ports and home, `tied` to
     the test process) that it can kill -9 and start again on the same data. `settings.bootstrap`
     names the broker clients use: this one when it is 127.0.0.1:<port>, else an external one.
-    `secure_port` (None: none) is a SASL_SSL listener whose clients the roles' ACLs bind
-    (streams/dev/secure.py); the PLAINTEXT port stays open to everything on loopback."""
+    `secure_port` is a SASL_SSL listener whose clients the roles' ACLs bind (streams/dev/secure.py):
+    9094 for the dev stack's broker, none for a private one unless asked; the PLAINTEXT port stays
+    open to everything on loopback."""
 
     def __init__(self, settings: Settings, *, port: int = KAFKA_PORT, controller_port: int = CONTROLLER_PORT,
-                 secure_port: int | None = SECURE_PORT, home: Path | None = None, tied: bool = False):
+                 secure_port: int | None = None, mtls_port: int | None = None, home: Path | None = None,
+                 tied: bool = False):
         self.settings = settings
         self.port = port
         self.controller_port = controller_port
-        self.secure_port = secure_port
+        self.secure_port = secure_port or (SECURE_PORT if port == KAFKA_PORT else None)
+        self.mtls_port = mtls_port or (MTLS_PORT if port == KAFKA_PORT else None)
+        if (self.secure_port is None) != (self.mtls_port is None):
+            raise StackError("kafka: the secured listeners come together: give secure_port and mtls_port")
         self.tied = tied
         self.home = home or settings.state_dir / "kafka"
         # deploy/kafka/ in a checkout; a copy under the state dir for an installed package
@@ -63,6 +69,12 @@ class LocalKafka:
         if self.security is None:
             raise StackError("kafka: this broker has no secured listener")
         return self.security.client(self.settings, user, self.secure_port, mechanism)
+
+    def mtls_client(self, user: str) -> Settings:
+        """Settings that connect to the SSL listener with `user`'s client certificate."""
+        if self.security is None:
+            raise StackError("kafka: this broker has no secured listener")
+        return self.security.mtls_client(self.settings, user, self.mtls_port)
 
     def ensure_jars(self, say: Callable[[str], None]) -> None:
         sync_maven_project("kafka", self.settings.state_dir)
@@ -85,7 +97,8 @@ class LocalKafka:
         data = self.home / "data"
         data.mkdir(parents=True, exist_ok=True)
         props = self.home / "server.properties"
-        secure = [] if self.security is None else [f"SASL_SSL://127.0.0.1:{self.secure_port}"]
+        secure = [] if self.security is None else [f"SASL_SSL://127.0.0.1:{self.secure_port}",
+                                                   f"SSL://127.0.0.1:{self.mtls_port}"]
         if self.security is not None:
             self.security.ensure()
         props.touch(mode=0o600, exist_ok=True)
@@ -99,7 +112,7 @@ class LocalKafka:
             ",".join([f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}", *secure]),
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL",
             f"log.dirs={data}",
             "num.partitions=1",
             "auto.create.topics.enable=false",
@@ -165,7 +178,7 @@ class LocalKafka:
         if _alive(pid) and self.answers():
             say(f"kafka: already running (pid {pid}, 127.0.0.1:{self.port})")
             if self.secured:
-                secure_up(self.settings, self.security, self.secure_port, say)
+                secure_up(self.settings, self.security, self.secure_port, self.mtls_port, say)
             return
         if not _alive(pid) and _port_open(self.port):
             if self.answers():
@@ -192,7 +205,7 @@ class LocalKafka:
                              + _tail(self.home / "server.log") + "\n" + _tail(self.log, 10))
         say(f"kafka: up (pid {pid}, 127.0.0.1:{self.port}) in {time.monotonic() - t0:.1f} s")
         if self.security is not None:
-            secure_up(self.settings, self.security, self.secure_port, say)
+            secure_up(self.settings, self.security, self.secure_port, self.mtls_port, say)
 
     @property
     def secured(self) -> bool:

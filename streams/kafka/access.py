@@ -32,14 +32,20 @@ def explain(settings: Settings, admin: AdminClient, errors: list[KafkaError]) ->
                 f"({sec.sasl_password_file})" if sec.sasl else
                 f"Kafka at {settings.bootstrap} refused the client ({sec.describe()}): authentication failed; "
                 "check MAKEGOOD_KAFKA_SECURITY_PROTOCOL and the client certificate")
-        if err.code() == KafkaError._SSL:
-            text = err.str()
+        text = err.str()
+        if err.code() == KafkaError._SSL or "SSL" in text:
             if "certificate verify failed" in text:
                 return KafkaAccessError(
                     f"TLS with Kafka at {settings.bootstrap} failed: the broker's certificate could not be "
                     "verified; set MAKEGOOD_KAFKA_SSL_CA_FILE to the CA that signed it"
                     + (f" (now {sec.ssl_ca_file})" if sec.ssl_ca_file else ""))
-            reason = text.split(": ", 1)[-1].split(" (after ", 1)[0]
+            if any(t in text for t in ("bad certificate", "certificate required", "client authentication")):
+                return KafkaAccessError(
+                    f"TLS with Kafka at {settings.bootstrap} failed: the broker requires a client certificate "
+                    "(MAKEGOOD_KAFKA_SSL_CERT_FILE and MAKEGOOD_KAFKA_SSL_KEY_FILE)" if not sec.ssl_cert_file else
+                    f"TLS with Kafka at {settings.bootstrap} failed: the broker did not accept the client "
+                    f"certificate {sec.ssl_cert_file}")
+            reason = text.split(": ", 1)[-1].split(" (after ", 1)[0]   # without the broker's address
             return KafkaAccessError(f"TLS with Kafka at {settings.bootstrap} failed: {reason}")
     return None
 

@@ -7,7 +7,8 @@ from typing import Callable, Mapping
 
 import yaml
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic,
+                                   ResourceType)
 
 from streams.settings import Settings
 from streams.errors import TopicError
@@ -88,7 +89,9 @@ def admin_client(settings: Settings) -> AdminClient:
 
 
 def create_topics(settings: Settings, say: Callable[[str], None] = print) -> dict[str, TopicSpec]:
-    """Create every declared topic under the settings' namespace; existing ones are left alone."""
+    """Create every declared topic under the settings' namespace. Existing ones keep their
+    partitions and replicas, but a declared config they differ in is set (and said), so a
+    cluster created before a change of deploy/topics.yaml (a retention) converges."""
     specs = load_topic_specs(settings.topics_file, settings.topic_profile)
     from streams.kafka.access import list_topics
     try:
@@ -112,10 +115,45 @@ def create_topics(settings: Settings, say: Callable[[str], None] = print) -> dic
                     raise TopicError(f"topics: could not create {name}: {exc}") from None
     if created:
         _wait_visible(admin, [t.topic for t in wanted])
+    _converge(admin, settings, [s for s in specs.values() if settings.topic(s.name) in existing], say)
     present = len(specs) - created
     if present:
         say(f"topics: {present} already present")
     return specs
+
+
+def _converge(admin: AdminClient, settings: Settings, specs: list[TopicSpec], say: Callable[[str], None]) -> None:
+    """Set the declared configs an existing topic differs in; say when its replication is
+    below the profile's (that takes a partition reassignment, not a config change)."""
+    if not specs:
+        return
+    resources = {s.name: ConfigResource(ResourceType.TOPIC, settings.topic(s.name)) for s in specs}
+    try:
+        described = admin.describe_configs(list(resources.values()), request_timeout=30)
+        current = {res.name: {k: v.value for k, v in fut.result().items()} for res, fut in described.items()}
+    except Exception as exc:  # noqa: BLE001 - e.g. no DescribeConfigs ACL: creation was still done
+        say(f"topics: could not compare existing topics' configs ({_reason(exc)})")
+        return
+    metadata = admin.list_topics(timeout=15).topics
+    changes = []
+    for spec in specs:
+        name = settings.topic(spec.name)
+        diff = {k: v for k, v in spec.config.items() if current.get(name, {}).get(k) != v}
+        if diff:
+            entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in diff.items()]
+            changes.append(ConfigResource(ResourceType.TOPIC, name, incremental_configs=entries))
+            for k, v in diff.items():
+                say(f"topics: {name}: {k} {current.get(name, {}).get(k)} -> {v}")
+        md = metadata.get(name)
+        replicas = min((len(p.replicas) for p in md.partitions.values()), default=0) if md else 0
+        if md and replicas < spec.replication:
+            say(f"topics: {name} has {replicas} replica(s), the {settings.topic_profile} profile wants "
+                f"{spec.replication}: reassign its partitions (kafka-reassign-partitions)")
+    for res, fut in admin.incremental_alter_configs(changes).items() if changes else ():
+        try:
+            fut.result()
+        except Exception as exc:  # noqa: BLE001
+            raise TopicError(f"topics: could not set the configs of {res.name}: {_reason(exc)}") from None
 
 
 def _reason(exc: KafkaException) -> str:

@@ -28,7 +28,8 @@ from streams.ledger.estimates import Estimates
 from streams.worker.feed import IncidentFeed
 from streams.worker.gate import Gate
 from streams.worker.retry import retry_forever
-from streams.worker.store import StateStore, entitlement_header, entitlement_raw
+from streams.worker.rocks import StateStore
+from streams.worker.store import entitlement_header, entitlement_raw, selector
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +95,18 @@ class Guard:
             self._counted.update((incident_id, revision, p) for p in todo)
 
     async def _dry_run(self, history, partitions: set[int]) -> dict[int, Cost]:
+        """What the revision would issue to the states of `partitions`, decided but not emitted;
+        the store's index skips the states no rule of the revision can reach."""
         rows: dict[int, list] = {p: [] for p in partitions}
         policy = self.admission.policy
-        keys = self.store.owned_keys()
-        for i in range(0, len(keys), SLICE):
+        sel = selector(policy, [history])
+        chunks = iter(()) if sel.empty else self.store.scan(sel, SLICE)
+        while True:
             async with self.gate.lock:
-                for blob in self.store.owned_blobs(keys[i:i + SLICE]):
+                blobs = next(chunks, None)
+                if blobs is None:
+                    break
+                for blob in blobs:
                     partition, offset, _ = entitlement_header(blob)
                     if partition not in rows:
                         continue

@@ -152,3 +152,12 @@ def test_python_kafka_clients_get_the_same_security(files, tmp_path):
     assert kw["security_protocol"] == "SASL_SSL" and kw["sasl_mechanism"] == "SCRAM-SHA-512"
     assert kw["sasl_plain_password"] == SECRET and isinstance(kw["ssl_context"], ssl.SSLContext)
     assert kw["ssl_context"].verify_mode == ssl.CERT_REQUIRED and kw["ssl_context"].check_hostname
+
+
+def test_the_schema_registry_client_gets_its_ca(files):
+    s = Settings.from_env({"MAKEGOOD_SCHEMA_REGISTRY_URL": "https://registry.internal/apis/ccompat/v7",
+                           "MAKEGOOD_SCHEMA_REGISTRY_CA_FILE": files["ca"]})
+    assert s.schema_registry_config()["ssl.ca.location"] == files["ca"]
+    assert s.client_env()["MAKEGOOD_SCHEMA_REGISTRY_CA_FILE"] == files["ca"]
+    with pytest.raises(ConfigError, match="is not a readable file"):
+        Settings.from_env({"MAKEGOOD_SCHEMA_REGISTRY_CA_FILE": "/nonexistent/ca.pem"})

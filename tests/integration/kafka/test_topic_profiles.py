@@ -30,3 +30,28 @@ def test_the_production_profile_asks_the_broker_for_three_replicas(stack):
     with pytest.raises(TopicError, match="INVALID_REPLICATION_FACTOR|[Rr]eplication factor"):
         create_topics(s, say=lambda _m: None)
     assert not [t for t in admin_client(s).list_topics(timeout=10).topics if t.startswith(s.namespace + ".")]
+
+
+def test_topics_create_sets_a_declared_config_an_existing_topic_differs_in(settings):
+    """A cluster created when notices kept 30 days converges on the declared retention."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+    admin = admin_client(settings)
+    name = settings.topic("remedy.notices.v1")
+    old = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+        ConfigEntry("retention.ms", "2592000000", incremental_operation=AlterConfigOpType.SET)])
+    for fut in admin.incremental_alter_configs([old]).values():
+        fut.result()
+    _until(lambda: describe_topic(settings, "remedy.notices.v1")[1]["retention.ms"] == "2592000000")
+    said: list[str] = []
+    create_topics(settings, say=said.append)
+    assert f"topics: {name}: retention.ms 2592000000 -> -1" in said
+    _until(lambda: describe_topic(settings, "remedy.notices.v1")[1]["retention.ms"] == "-1")
+
+
+def _until(check, timeout: float = 15.0) -> None:
+    """A config change is applied asynchronously by the broker."""
+    import time
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the broker did not apply the config in time"
+        time.sleep(0.2)

@@ -28,9 +28,9 @@ def secure_broker(stack: Settings, tmp_path_factory) -> Iterator[LocalKafka]:
     if shared.local and shared.secured:
         yield shared
         return
-    port, controller, secure = free_port(), free_port(), free_port()
+    port, controller, secure, mtls = free_port(), free_port(), free_port(), free_port()
     s = Settings.from_env(bootstrap=f"127.0.0.1:{port}", state_dir=stack.state_dir)
-    broker = LocalKafka(s, port=port, controller_port=controller, secure_port=secure,
+    broker = LocalKafka(s, port=port, controller_port=controller, secure_port=secure, mtls_port=mtls,
                         home=tmp_path_factory.mktemp("kafka-secured"), tied=True)
     broker.up(lambda _m: None)
     yield broker

@@ -138,3 +138,17 @@ def test_topics_create_acls_as_a_non_admin_is_refused(secured):
     done = cli(secured.worker, "topics", "create", "--acls")
     assert done.returncode == 1
     assert "acls:" in done.stderr and "allowed to alter ACLs" in done.stderr, done.stderr
+
+
+def test_mutual_tls_clients_are_the_role_their_certificate_names(secured):
+    """SSL with a client certificate: CN=<user> is User:<user>, so the roles' ACLs bind it too."""
+    from streams.kafka.access import list_topics
+    worker = replace(secured.broker.mtls_client("makegood-worker"), namespace=secured.plain.namespace)
+    _, topics = list_topics(worker)
+    assert len({t for t in topics if t.startswith(worker.namespace + ".")}) == 9
+    billing = replace(secured.broker.mtls_client("billing"), namespace=secured.plain.namespace)
+    assert _send(billing, ACTIONS) == "TOPIC_AUTHORIZATION_FAILED"
+    # no client certificate: the broker ends the handshake
+    anonymous = replace(worker, kafka_security=replace(worker.kafka_security, ssl_cert_file=None, ssl_key_file=None))
+    line = _one_line(cli(anonymous, "topics", "create"))
+    assert "TLS with Kafka at" in line and "client certificate" in line, line
