@@ -268,6 +268,9 @@ def render_html(report: IncidentReport, *, utc: bool = False) -> str:
         [[g.source_topic, g.stage, num(g.count), "\n".join(g.errors)] for g in report.dead_letters],
         [False, False, True, False], wrap=3)))
     notes = "".join(f'<div class="note">{esc(n)}</div>' for n in report.notes)
+    from streams.report.approval import render_approval
+    lines = render_approval(report.approval, inc.incident_id)
+    dead += card(lines[0], "<pre>" + esc("\n".join(line[2:] for line in lines[1:])) + "</pre>")
     return ("<!DOCTYPE html>\n"
             f'<html lang="en"><head><meta charset="utf-8"><title>{esc(inc.incident_id)} — makegood report</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'

@@ -181,7 +181,7 @@ class IncidentFeed:
             window = self.handle(partition, offset, key, value)
             if window is not None:
                 log.info("incident %s revision %d %s%s", window.incident_id, window.revision, window.status.value,
-                         " (held: see `makegood incident pending`)" if window.incident_id in self.held else "")
+                         " (not released yet: being counted, or over the approval limits)" if window.incident_id in self.held else "")
             changed = window if window is not None and before != self.histories else None
         else:
             approved = self.handle_approval(partition, offset, key, value)

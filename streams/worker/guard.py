@@ -73,12 +73,15 @@ class Guard:
         if not wanted:
             return
         got = await retry_forever("estimate read", lambda: self.estimates.totals(wanted))
+        changed = {i for (i, revision), cost in got.items() if self.feed.set_total(i, revision, cost)}
+        state = {(h.incident_id, h.revision): h for h in self.feed.pending()}
         for (incident_id, revision), cost in got.items():
-            changed = self.feed.set_total(incident_id, revision, cost)
+            h = state.get((incident_id, revision))
             log.info("incident %s revision %d would issue %d remedies, %d won: %s", incident_id, revision,
-                     cost.remedies, cost.won, "held for approval" if incident_id in self.feed.held else "released")
-            if changed:
-                self.on_change(self.feed.raw[incident_id].latest)
+                     cost.remedies, cost.won, "released" if h is None else "held for approval" if h.state == "held"
+                     else f"waits behind revision {h.behind}")
+        for incident_id in sorted(changed):
+            self.on_change(self.feed.raw[incident_id].latest)
 
     async def _count(self) -> None:
         """Count each unestimated revision over the owned partitions not counted yet."""

@@ -36,7 +36,7 @@ def test_publish_rejects_bad_lines_and_consume_prints_the_good_ones(
     jr = JsonRecords(codec)
     good = [jr.to_json("entitlement_state", entitlement(n)) for n in range(1, 4)]
     good[1]["valid_from"] = KST_START  # an offset timestamp, normalised to UTC Z on the way back
-    good[2]["user_id"] = "사용자-3"     # non-ASCII survives both ways
+    good[2]["user_id"] = "사용자-3"     # a non-ASCII id: the workers would dead-letter it, so publish refuses it
     lines = [
         json.dumps(good[0]),
         "{not json",                                                   # line 2
@@ -45,7 +45,7 @@ def test_publish_rejects_bad_lines_and_consume_prints_the_good_ones(
         json.dumps(good[1], ensure_ascii=False),                       # line 5
         json.dumps(dict(good[0], valid_from="2022-10-15T15:19:00")),   # line 6: naive timestamp
         json.dumps(dict(good[0], colour="red")),                       # line 7: unknown field
-        json.dumps(good[2], ensure_ascii=False),                       # line 8
+        json.dumps(good[2], ensure_ascii=False),                       # line 8: user_id not an identifier
     ]
     path = tmp_path / "ents.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -53,23 +53,24 @@ def test_publish_rejects_bad_lines_and_consume_prints_the_good_ones(
     # all or nothing by default: the bad lines are reported and nothing is sent
     whole = run(settings, "publish", "entitlement.states.v1", str(path))
     assert whole.returncode == 2, whole.stderr
-    assert whole.stderr.splitlines()[-1].startswith("published 0 of 7 lines: 4 rejected, nothing sent")
+    assert whole.stderr.splitlines()[-1].startswith("published 0 of 7 lines: 5 rejected, nothing sent")
     assert read_topic(settings, "entitlement.states.v1", expect=0) == []
 
     pub = run(settings, "publish", "entitlement.states.v1", str(path), "--skip-invalid")
     assert pub.returncode == 2, pub.stderr
     err = pub.stderr.splitlines()
-    assert [ln.split(":")[0] for ln in err[:-1]] == ["line 2", "line 3", "line 6", "line 7"]
+    assert [ln.split(":")[0] for ln in err[:-1]] == ["line 2", "line 3", "line 6", "line 7", "line 8"]
     assert "price_krw" in err[1] and "valid_from" in err[2] and "colour" in err[3]
-    assert err[-1] == f"published 3, rejected 4 ({settings.topic('entitlement.states.v1')})"
+    assert err[4] == "line 8: user_id is not a valid identifier: unprintable or non-ASCII character U+C0AC at position 0"
+    assert err[-1] == f"published 2, rejected 5 ({settings.topic('entitlement.states.v1')})"
 
-    msgs = read_topic(settings, "entitlement.states.v1", expect=3)
-    assert sorted(m.key().decode() for m in msgs) == ["ent-1", "ent-2", "ent-3"]
+    msgs = read_topic(settings, "entitlement.states.v1", expect=2)
+    assert sorted(m.key().decode() for m in msgs) == ["ent-1", "ent-2"]
 
     con = run(settings, "consume", "entitlement.states.v1", "--from-beginning", "--until-idle", "2")
     assert con.returncode == 0, con.stderr
     out = sorted((json.loads(ln) for ln in con.stdout.splitlines()), key=lambda r: r["entitlement_id"])
-    expected = [dict(g) for g in good]
+    expected = [dict(g) for g in good[:2]]
     expected[1]["valid_from"] = "2022-10-15T06:19:00.000Z"
     assert out == expected
     assert all(ln == json.dumps(json.loads(ln), sort_keys=True, ensure_ascii=False)
@@ -161,7 +162,8 @@ def test_output_topics_are_refused_in_one_line(settings: Settings, codec: Codec)
     for topic in ("remedy.actions.v1", "remedy.deadletter.v1"):
         res = run(settings, "publish", topic, "-", stdin=json.dumps(forged) + "\n")
         assert res.returncode == 1
-        assert res.stderr.count("\n") == 1 and res.stderr.startswith(f"{topic} is written by the makegood workers")
+        assert res.stderr.count("\n") == 1
+        assert res.stderr.startswith(f"makegood: {topic} is written by the makegood workers"), res.stderr
     assert read_topic(settings, "remedy.actions.v1", expect=0) == []
 
 
@@ -177,3 +179,45 @@ def test_consume_as_a_group_resumes_where_it_stopped(settings: Settings, codec: 
         assert con.returncode == 0, con.stderr
         seen += [json.loads(ln)["entitlement_id"] for ln in con.stdout.splitlines()]
     assert sorted(seen) == ["ent-1", "ent-2"]
+
+
+def test_what_publish_accepts_the_workers_admit_without_a_dead_letter(settings: Settings, codec: Codec,
+                                                                      tmp_path: Path) -> None:
+    """The five cases of issue #12 are refused by publish, naming the line and the worker's own
+    reason; what it accepts (entitlements, windows, reports) passes a real worker with no dead letter."""
+    from tests.integration import kit
+    jr = JsonRecords(codec)
+    good = [jr.to_json("entitlement_state", entitlement(n)) for n in range(1, 6)]
+    bad = [dict(good[0], entitlement_id="bad-1", valid_from=1665814740),          # epoch seconds
+           dict(good[0], entitlement_id="bad-2", price_krw=-4900),
+           dict(good[0], entitlement_id="bad-3", service="kakaobank"),
+           dict(good[0], entitlement_id="bad-4", period_days=0),
+           dict(good[0], entitlement_id="bad-5", valid_until="2022-10-01T00:00:00+09:00")]  # < valid_from
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in good[:2] + bad + good[2:]))
+    refused = run(settings, "publish", "entitlement.states.v1", str(path))
+    assert refused.returncode == 2
+    lines = refused.stderr.splitlines()
+    assert [ln.split(":")[0] for ln in lines[:-1]] == [f"line {n}" for n in range(3, 8)]
+    assert "epoch seconds?" in lines[0] and "price_krw is negative" in lines[1]
+    assert "unknown service 'kakaobank'" in lines[2] and "period_days must be at least 1" in lines[3]
+    assert "valid_until is before valid_from" in lines[4]
+    assert read_topic(settings, "entitlement.states.v1", expect=0) == []
+
+    assert run(settings, "publish", "entitlement.states.v1", str(path), "--skip-invalid").returncode == 2
+    from processors.model import to_dict
+    windows = "".join(json.dumps(jr.to_json("outage_window", to_dict(w))) + "\n" for w in kit.windows())
+    assert run(settings, "publish", "outage.windows.v1", "-", stdin=windows).returncode == 0
+    reports = kit.reports(20)
+    stdin = "".join(json.dumps(jr.to_json("damage_report", to_dict(r)), ensure_ascii=False) + "\n" for r in reports)
+    assert run(settings, "publish", "damage.reports.v1", "-", stdin=stdin).returncode == 0
+
+    workers = kit.Workers(settings, tmp_path)
+    try:
+        workers.start(1)
+        ents = kit.wait_outcomes(settings, "entitlement.states.v1", len(good))
+        reps = kit.wait_outcomes(settings, "damage.reports.v1", len(reports))
+    finally:
+        workers.stop()
+    assert not any(k.startswith("dead-letter") for k in {**ents, **reps}), (ents, reps)
+    assert read_topic(settings, "remedy.deadletter.v1", idle=1.0) == []
