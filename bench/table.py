@@ -81,6 +81,10 @@ def _kstreams_rows(res: dict, rows: list, limit, peer) -> None:
         v = k.get("events_per_s")
         rows.append((f"baseline: Kafka Streams peer, ingest ({how})", _num(v, "/s"), _ratio(v, limit),
                      _ratio(v, peer), "1.00x" if v else "-"))
+        warm = k.get("events_per_s_second_half")
+        if warm:
+            rows.append(("  second half of its run (JIT warmed)", _num(warm, "/s"), _ratio(warm, limit),
+                         _ratio(warm, peer), _ratio(warm, v)))
         rss = _get(k, "memory_kb", "VmHWM")
         rows.append(("  peak RSS (VmHWM) of its JVM", _num(rss and rss / 1024, " MB"), "", "", ""))
     s = res.get("kstreams_sweep") or {}
