@@ -25,7 +25,7 @@ faults: setup  ## the whole fault suite (kills, pauses, broker and Redis restart
 	$(BIN)/makegood dev up
 	$(BIN)/python -m pytest tests/faults --faults -q
 
-bench: setup  ## benchmarks under bench/ on the local stack (long)
+bench: setup  ## benchmarks under bench/ on the local stack, Kafka Streams peer included (builds bench/kstreams with Maven; long)
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/makegood dev up
 	$(BIN)/python -m bench

@@ -106,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         say(f"generated {len(ents):,} entitlement states in {time.monotonic() - t:.1f} s; logs in {rundir}")
         ctx = scenarios.Context(codec, policy, ents, rundir, RESULTS, tag, timeout, not a.no_profile,
                                sweep_n=a.sweep_events)
+        if {"kstreams", "kstreams_sweep"} & set(only):
+            try:       # before any phase, so no phase's time includes a Maven build
+                jvm_peer.build()
+            except Exception as exc:  # noqa: BLE001 - the other phases still run; the JVM ones will fail
+                say(f"  the JVM peer did not build: {exc}")
         steps = [int(x) for x in a.steps.split(",") if x.strip()]
         runs = {
             "limit": lambda: scenarios.python_limit(ctx),

@@ -240,6 +240,16 @@ def describe(a: dict | None) -> str:
 
 # ------------------------------------------------------------------------------ phases
 
+def second_half_rate(lines: list[dict], n: int, done: dict) -> float | None:
+    """events/s from the first progress line at or past n/2 to the N-th record: the JVM's rate once
+    its JIT has compiled the hot path (the first half of a short run is mostly warm-up)."""
+    half = next((ln for ln in lines if ln["event"] == "progress" and ln["events"] >= n // 2
+                 and ln.get("elapsed_s")), None)
+    if half is None or not done.get("seconds") or done["seconds"] <= half["elapsed_s"]:
+        return None
+    return (n - half["events"]) / (done["seconds"] - half["elapsed_s"])
+
+
 def ingest(ctx) -> dict:
     """Windows (OPEN, CLOSED) and N states already on the topics; the peer starts and decides
     them: seconds from its first record processed to the N-th (as the Quix peer is timed)."""
@@ -256,6 +266,7 @@ def ingest(ctx) -> dict:
         peer = Peer(ns.settings, ctx.n, ns.dir / "kstreams-state", ns.dir / "kstreams.log", ctx.timeout)
         got = peer.wait("processed", ctx.timeout + 180)
         result.update(seconds=got["seconds"], events_per_s=ctx.n / got["seconds"])
+        result["events_per_s_second_half"] = second_half_rate(peer.lines(), ctx.n, got)
         values, reached = read_remedies(ns.settings, want["remedies"], 120)
         result["memory_kb"] = memory_kb(peer.pid)
         result["agreement"] = agreement(ctx.codec, ctx.policy, values, ctx.ents, revisions)

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
-
 from bench import data
 from bench.jvm_peer import NOTICES, Peer, _key, create_outputs, read_remedies
 from processors.batch import evaluate

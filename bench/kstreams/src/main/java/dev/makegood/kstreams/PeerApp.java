@@ -26,7 +26,8 @@ import org.apache.kafka.streams.state.Stores;
  *
  * <pre>java -Xmx1g -cp 'target/makegood-kstreams-peer.jar:target/libs/*' dev.makegood.kstreams.PeerApp
  *   --namespace NS --events N --state-dir DIR [--bootstrap H:P] [--registry URL] [--schemas DIR]
- *   [--policy FILE] [--threads 1] [--guarantee exactly_once_v2] [--exit-after-events] [--timeout S]</pre>
+ *   [--policy FILE] [--threads 1] [--guarantee exactly_once_v2] [--commit-ms MS] [--exit-after-events]
+ *   [--timeout S]</pre>
  */
 public final class PeerApp {
     static final String REMEDIES = "remedies";
@@ -77,6 +78,9 @@ public final class PeerApp {
         p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, Integer.parseInt(a.getOrDefault("threads", "1")));
         p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, a.getOrDefault("guarantee", StreamsConfig.EXACTLY_ONCE_V2));
         p.put(StreamsConfig.consumerPrefix("auto.offset.reset"), "earliest");
+        if (a.containsKey("commit-ms")) {       // Kafka Streams' default: 100 ms under exactly-once
+            p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, Long.parseLong(a.get("commit-ms")));
+        }
 
         KafkaStreams streams = new KafkaStreams(t, p);
         CountDownLatch stopped = new CountDownLatch(1);
@@ -102,7 +106,12 @@ public final class PeerApp {
         streams.start();
 
         boolean reported = false;
+        long lastProgress = System.nanoTime();
         while (!stopped.await(20, TimeUnit.MILLISECONDS)) {
+            if (System.nanoTime() - lastProgress > 2_000_000_000L) {      // the log's timeline
+                System.out.println(stats.json("progress"));
+                lastProgress = System.nanoTime();
+            }
             if (!reported && events > 0 && stats.targetNanos != 0) {
                 System.out.println(stats.json("processed"));
                 reported = true;

@@ -3,6 +3,7 @@ package dev.makegood.kstreams;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Locale;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -65,11 +66,13 @@ final class Stats {
     }
 
     String json(String event) {
-        return String.format("{\"event\": \"%s\", \"events\": %d, \"target\": %d, \"seconds\": %s, \"invalid\": %d, "
+        double elapsed = firstNanos == 0 ? 0 : (System.nanoTime() - firstNanos) / 1e9;
+        return String.format(Locale.ROOT, "{\"event\": \"%s\", \"events\": %d, \"target\": %d, \"seconds\": %s, "
+                             + "\"elapsed_s\": %.3f, \"invalid\": %d, "
                              + "\"remedies_sent\": %d, \"swept\": %d, \"sweeps_done\": %d, \"sweeps_running\": %d, "
                              + "\"peak_rss_kb\": %d, \"heap_max_mb\": %d}",
-                             event, processed.get(), target, seconds() < 0 ? "null" : String.format("%.3f", seconds()),
-                             invalid.get(), remedies.get(), sweptEntitlements.get(), sweepsDone.get(),
+                             event, processed.get(), target, seconds() < 0 ? "null" : String.format(Locale.ROOT, "%.3f", seconds()),
+                             elapsed, invalid.get(), remedies.get(), sweptEntitlements.get(), sweepsDone.get(),
                              sweepsRunning.get(), peakRssKb(), Runtime.getRuntime().maxMemory() >> 20);
     }
 }
