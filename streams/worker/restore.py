@@ -48,11 +48,12 @@ class Plan:
         return self.start == 0
 
 
-def plan(partition: int, committed: int, checkpoint: tuple[int, int] | None, now_ms: int) -> Plan:
-    """Where a partition's restore starts (see the module doc)."""
+def plan(partition: int, committed: int, checkpoint: tuple[int, int, int] | None, now_ms: int) -> Plan:
+    """Where a partition's restore starts (see the module doc); `checkpoint`: the store's
+    (next offset, written at ms, states)."""
     if checkpoint is None:
         return Plan(partition, 0, committed, "not in the store")
-    offset, written = checkpoint
+    offset, written = checkpoint[:2]
     if offset > committed:
         return Plan(partition, 0, committed, f"store at offset {offset}, past the committed {committed}")
     if offset < committed and now_ms - written > TAIL_TRUSTED_MS:

@@ -54,6 +54,7 @@ class Staged:
     def __init__(self) -> None:
         self.batch = WriteBatch(raw_mode=True)
         self.seen: dict[bytes, bytes | None] = {}   # state key -> blob (None: deleted)
+        self.delta: dict[int, int] = {}             # partition -> states added (removed: negative)
 
 
 class StateStore:
@@ -66,6 +67,7 @@ class StateStore:
         self.owned: set[int] = set()
         self.path: Path | None = None
         self.db: Rdict | None = None
+        self._checkpoints: dict[int, tuple[int, int, int]] = {}   # as stored (layout.unpack_checkpoint)
 
     # ------------------------------------------------------------------ open / close
 
@@ -79,6 +81,7 @@ class StateStore:
             except _Locked:
                 continue
             self.path = path
+            self._checkpoints = self._read_checkpoints(self.db)
             return path
         raise StoreError(f"every store slot under {self.root} is held by a running worker")
 
@@ -104,7 +107,9 @@ class StateStore:
         if meta != want:
             db.close()
             return self._rebuild(path, f"holds {meta.decode(errors='replace')!r}, not {want.decode()!r}")
-        log.info("entitlement store %s opened: checkpoints %s", path, self._describe(db))
+        cps = self._read_checkpoints(db)
+        log.info("entitlement store %s opened: %d states, checkpoints %s", path, sum(c[2] for c in cps.values()),
+                 ", ".join(f"p{p}@{c[0]}" for p, c in sorted(cps.items())) or "none")
         return db
 
     def _rebuild(self, path: Path, why: str | None) -> Rdict:
@@ -120,13 +125,13 @@ class StateStore:
         return db
 
     @staticmethod
-    def _describe(db: Rdict) -> str:
+    def _read_checkpoints(db: Rdict) -> dict[int, tuple[int, int, int]]:
         cps = {}
         for k, v in db.items(from_key=b"m"):
             if not k.startswith(b"m"):
                 break
-            cps[int.from_bytes(k[1:3], "big")] = layout.unpack_checkpoint(v)[0]
-        return ", ".join(f"p{p}@{o}" for p, o in sorted(cps.items())) or "none"
+            cps[int.from_bytes(k[1:3], "big")] = layout.unpack_checkpoint(v)
+        return cps
 
     def close(self) -> None:
         if self.db is not None:
@@ -140,22 +145,21 @@ class StateStore:
         return self.db
 
     def __len__(self) -> int:
-        """Stored states (RocksDB's estimate: states + index entries + checkpoints, halved)."""
-        if self.db is None:
-            return 0
-        return (self._db.property_int_value("rocksdb.estimate-num-keys") or 0) // 2
+        """States stored for the owned partitions (counted in their checkpoints)."""
+        cps = self._checkpoints
+        return sum(cps[p][2] for p in list(self.owned) if p in cps)
 
     # ------------------------------------------------------------------ checkpoints
 
-    def checkpoint(self, partition: int) -> tuple[int, int] | None:
-        """(next offset, written at ms) of a partition, or None when it was never stored."""
-        v = self._db.get(layout.checkpoint_key(partition))
-        return None if v is None else layout.unpack_checkpoint(v)
+    def checkpoint(self, partition: int) -> tuple[int, int, int] | None:
+        """(next offset, written at ms, states) of a partition, or None when it was never stored."""
+        return self._checkpoints.get(partition)
 
     def drop_partition(self, partition: int) -> None:
         db = self._db
         for prefix in (b"s", b"x", b"m"):
             db.delete_range(*layout.partition_range(prefix, partition))
+        self._checkpoints.pop(partition, None)
 
     # ------------------------------------------------------------------ the live path
 
@@ -180,6 +184,8 @@ class StateStore:
         staged.batch.put(sk, blob)
         staged.batch.put(layout.index_key(partition, cls, key), b"")
         staged.seen[sk] = blob
+        if prev is None:
+            staged.delta[partition] = staged.delta.get(partition, 0) + 1
 
     def delete(self, staged: Staged, partition: int, key: bytes, prev: bytes | None) -> None:
         if prev is None:
@@ -188,13 +194,18 @@ class StateStore:
         staged.batch.delete(sk)
         staged.batch.delete(layout.index_key(partition, layout.stored_class(prev), key))
         staged.seen[sk] = None
+        staged.delta[partition] = staged.delta.get(partition, 0) - 1
 
     def apply(self, staged: Staged, offsets: dict[int, int]) -> None:
         """Write a batch whose transaction committed, with the partitions' new checkpoints."""
         now = int(time.time() * 1000)
-        for p, off in offsets.items():
-            staged.batch.put(layout.checkpoint_key(p), layout.pack_checkpoint(off, now))
+        new = {}
+        for p in set(offsets) | set(staged.delta):
+            offset, _, states = self._checkpoints.get(p, (0, 0, 0))
+            new[p] = (offsets.get(p, offset), now, states + staged.delta.get(p, 0))
+            staged.batch.put(layout.checkpoint_key(p), layout.pack_checkpoint(*new[p]))
         self._db.write(staged.batch)
+        self._checkpoints.update(new)
 
     # ------------------------------------------------------------------ sweeps
 

@@ -8,8 +8,8 @@ partition is one contiguous range and is dropped with one range delete):
 - `s` partition entitlement_id                      -> the stored state (below)
 - `x` partition service 0 kind 0 channel 0 entitlement_id -> b"" (the sweep index: a sweep
   reads only the (service, kind, channel) classes a window and the policy can touch)
-- `m` partition -> the partition's checkpoint: the next offset to read and when it was written
-  (ms), written in the same write batch as the states it covers
+- `m` partition -> the partition's checkpoint: the next offset to read, when it was written
+  (ms) and how many states the partition holds, written in the same write batch as the states
 - `M` -> the store's format and the topic it holds
 
 Stored value: header (source partition, source offset, updated_at, valid_from, valid_until),
@@ -29,7 +29,7 @@ from processors.windows import IncidentHistory
 
 _HEADER = struct.Struct(">HQqqqH")     # partition, offset, updated_at, valid_from, valid_until, len(class)
 _PART = struct.Struct(">H")
-_CHECKPOINT = struct.Struct(">qq")     # next offset, written at (ms)
+_CHECKPOINT = struct.Struct(">qqq")    # next offset, written at (ms), states stored
 FORMAT = b"makegood-entitlements-1"
 META = b"M"
 
@@ -94,11 +94,12 @@ def checkpoint_key(partition: int) -> bytes:
     return b"m" + _PART.pack(partition)
 
 
-def pack_checkpoint(offset: int, written_ms: int) -> bytes:
-    return _CHECKPOINT.pack(offset, written_ms)
+def pack_checkpoint(offset: int, written_ms: int, states: int) -> bytes:
+    return _CHECKPOINT.pack(offset, written_ms, states)
 
 
-def unpack_checkpoint(value: bytes) -> tuple[int, int]:
+def unpack_checkpoint(value: bytes) -> tuple[int, int, int]:
+    """(next offset, written at ms, states stored) of a partition."""
     return _CHECKPOINT.unpack(value)
 
 

@@ -170,4 +170,4 @@ def test_readyz_is_false_while_restoring_and_true_after(settings, codec, workers
     assert s[("makegood_store_entitlements", ())] == n
     assert s[("makegood_restore_records_read", ())] == n
     assert s[("makegood_restore_in_progress", ())] == 0
-    assert "300000 states restored from the topic" in workers.log(0)
+    assert "; 300000 records read" in workers.log(0) and "restored from offset 0 to" in workers.log(0)

@@ -70,7 +70,7 @@ def test_a_restart_after_sigkill_reads_nothing_its_store_holds_and_a_broken_stor
     log = _wait_log(workers, 1, "assigned entitlement partitions")
     (needed, read), = _restores(log)
     assert read == 0 and "restored from offset 0" not in needed and "current at" in needed, needed
-    assert "opened: checkpoints" in log
+    assert f"opened: {n} states" in log
     workers.stop()
 
     # a store that cannot be opened: moved aside, every partition restored from the topic

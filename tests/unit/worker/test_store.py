@@ -82,9 +82,11 @@ def test_a_class_change_moves_the_index_entry_and_a_delete_removes_both(store, a
     fold(store, admission, [_rec(admission, old, 0), _rec(admission, new, 1)])
     index = [k for k in store.db.keys(from_key=b"x") if k.startswith(b"x")]
     assert index == [layout.index_key(3, layout.entitlement_class(new), b"e1")]
+    store.owned = {3}
+    assert len(store) == 1
     fold(store, admission, [Raw(3, 2, b"e1", None, None)])
     assert [k for k in store.db.keys() if k[:1] in (b"s", b"x")] == []
-    assert store.checkpoint(3)[0] == 3
+    assert store.checkpoint(3)[0] == 3 and len(store) == 0
 
 
 def test_a_store_survives_a_reopen_and_a_second_opener_gets_its_own_slot(tmp_path, admission):
@@ -96,7 +98,9 @@ def test_a_store_survives_a_reopen_and_a_second_opener_gets_its_own_slot(tmp_pat
     b.close()
     a.close()
     again = StateStore(tmp_path / "stores", admission, TOPIC)
-    assert again.open() == first and again.get(3, b"e1") is not None and again.checkpoint(3)[0] == 1
+    assert again.open() == first and again.get(3, b"e1") is not None and again.checkpoint(3)[:1] == (1,)
+    again.owned = {3}
+    assert len(again) == 1                     # the count is kept in the checkpoint
     again.close()
 
 
@@ -141,10 +145,10 @@ def test_an_invalid_record_never_replaces_a_valid_one_and_a_keyless_one_is_ignor
 def test_restore_plans_read_only_what_the_store_lacks():
     now = START
     assert plan(0, 100, None, now).start == 0                               # never stored: all
-    assert (plan(0, 100, (100, now), now).start, plan(0, 100, (100, now), now).why) == (100, "current")
-    assert plan(0, 100, (60, now), now).start == 60                        # the tail only
-    assert plan(0, 100, (160, now), now).full                              # past the group: reset
-    assert plan(0, 100, (60, now - TAIL_TRUSTED_MS - 1), now).full          # tombstones may be gone
+    assert (plan(0, 100, (100, now, 5), now).start, plan(0, 100, (100, now, 5), now).why) == (100, "current")
+    assert plan(0, 100, (60, now, 5), now).start == 60                     # the tail only
+    assert plan(0, 100, (160, now, 5), now).full                           # past the group: reset
+    assert plan(0, 100, (60, now - TAIL_TRUSTED_MS - 1, 5), now).full       # tombstones may be gone
 
 
 # ---------------------------------------------------------------- sweep selection
