@@ -1,6 +1,7 @@
 """Where makegood's files that are not Python live, in a checkout and in an installed wheel.
 
-The repo keeps them where people edit them: `schemas/*.avsc`, `deploy/topics.yaml`,
+The repo keeps them where people edit them: `schemas/*.avsc` (and `schemas/history/`, the
+older versions the codec still reads), `deploy/topics.yaml`,
 `deploy/policies/*.yaml`, and the local stack's Maven projects `deploy/kafka/` and
 `deploy/registry/`. A wheel carries the same tree as package data under `streams/_data/`
 (setup.py copies it there at build time), read through `importlib.resources`. `data_root()`
@@ -25,8 +26,8 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 PACKAGE_DATA = "_data"        # streams/_data/ in a wheel, absent from a checkout
 # What the wheel carries, relative to data_root() (setup.py and the wheel test read this list).
 # By suffix, never "everything under deploy/": a key or a note left in a folder stays out.
-SHIPPED = ("schemas/*.avsc", "deploy/topics.yaml", "deploy/policies/*.yaml", "deploy/kafka/pom.xml",
-           "deploy/registry/settings.xml", "deploy/registry/**/pom.xml", "deploy/registry/**/src/main/**/*.java",
+SHIPPED = ("schemas/*.avsc", "schemas/history/*.avsc", "deploy/topics.yaml", "deploy/policies/*.yaml",
+           "deploy/kafka/pom.xml", "deploy/registry/settings.xml", "deploy/registry/**/pom.xml", "deploy/registry/**/src/main/**/*.java",
            "deploy/registry/**/src/main/resources/META-INF/*.list")
 # never shipped, even when found under a shipped folder (Maven output, editor and OS droppings)
 NOT_SHIPPED_PARTS = ("target", "__pycache__", ".DS_Store")
