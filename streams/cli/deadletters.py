@@ -107,6 +107,14 @@ def preview(letter: Letter, records: JsonRecords, width: int = PREVIEW_CHARS) ->
             return "avro " + _cut(json.dumps(redact(records.decode(schema, v)), ensure_ascii=False), width)
         except CodecError:
             pass
+    for other in dict.fromkeys(TOPIC_SCHEMAS.values()):    # a record of another topic's schema
+        if other == schema:
+            continue
+        try:
+            decoded = records.decode(other, v)
+        except CodecError:
+            continue
+        return f"avro ({other}, not {schema}) " + _cut(json.dumps(redact(decoded), ensure_ascii=False), width)
     try:
         obj = json.loads(v.decode("utf-8"))
         return "json " + _cut(json.dumps(redact(obj), ensure_ascii=False), width)
@@ -197,6 +205,7 @@ def list_letters(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  why    {_cut(x.error, ERROR_CHARS)}")
         print(f"  key    {show_key(x.key)}")
         print(f"  value  {preview(x, records, args.width)}")
+    sys.stdout.flush()
     what = f" from {args.topic}" if args.topic else ""
     more = f" (the last {len(shown)} shown; --limit 0 for all)" if len(shown) < len(letters) else ""
     print(f"{len(letters):,} dead letter(s){what}{more}", file=sys.stderr)
