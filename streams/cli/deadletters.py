@@ -31,7 +31,7 @@ from processors.policy import load_policy
 from streams.cli.help import command
 from streams.decide.admit import Admission, Rejection
 from streams.decide.outputs import dead_letter_id
-from streams.errors import CommandError, ProduceError, ReadError
+from streams.errors import CommandError, LedgerError, ProduceError, ReadError
 from streams.kafka.reader import PartitionReader
 from streams.kafka.topics import DEADLETTER, INPUT_TOPICS, TOPIC_SCHEMAS
 from streams.ledger.redrive import RedriveLog
@@ -107,6 +107,14 @@ def preview(letter: Letter, records: JsonRecords, width: int = PREVIEW_CHARS) ->
             return "avro " + _cut(json.dumps(redact(records.decode(schema, v)), ensure_ascii=False), width)
         except CodecError:
             pass
+    for other in dict.fromkeys(TOPIC_SCHEMAS.values()):    # a record of another topic's schema
+        if other == schema:
+            continue
+        try:
+            decoded = records.decode(other, v)
+        except CodecError:
+            continue
+        return f"avro ({other}, not {schema}) " + _cut(json.dumps(redact(decoded), ensure_ascii=False), width)
     try:
         obj = json.loads(v.decode("utf-8"))
         return "json " + _cut(json.dumps(redact(obj), ensure_ascii=False), width)
@@ -177,6 +185,9 @@ def list_letters(args: argparse.Namespace, settings: Settings) -> int:
     log = RedriveLog(settings)
     try:
         states = log.states([x.id for x in shown])
+    except LedgerError as exc:      # the listing stands without the redrive marks
+        states = {}
+        print(f"note: redrive state unknown: {exc}", file=sys.stderr)
     finally:
         log.close()
     records = JsonRecords(codec)
@@ -194,6 +205,7 @@ def list_letters(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  why    {_cut(x.error, ERROR_CHARS)}")
         print(f"  key    {show_key(x.key)}")
         print(f"  value  {preview(x, records, args.width)}")
+    sys.stdout.flush()
     what = f" from {args.topic}" if args.topic else ""
     more = f" (the last {len(shown)} shown; --limit 0 for all)" if len(shown) < len(letters) else ""
     print(f"{len(letters):,} dead letter(s){what}{more}", file=sys.stderr)
@@ -297,11 +309,15 @@ def _confirm(n: int) -> None:
 
 # ----------------------------------------------------------------------------- argparse
 
-def _filters(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--topic", metavar="T", help=f"only dead letters from source topic T ({', '.join(INPUT_TOPICS)})")
-    p.add_argument("--since", metavar="WHEN", help="only those dead-lettered since WHEN: 30m, 2h, 3d, "
-                                                   "ISO-8601 with an offset, or epoch millis")
-    p.add_argument("--stage", choices=["DECODE", "VALIDATE", "PROCESS"], help="only this failure stage")
+def _filters(p: argparse.ArgumentParser, default: Any = None) -> None:
+    """The selection options; on `redrive` they default to SUPPRESS so filters given before the
+    word `redrive` (`deadletters --topic T redrive --all`) are kept, not reset."""
+    p.add_argument("--topic", metavar="T", default=default,
+                   help=f"only dead letters from source topic T ({', '.join(INPUT_TOPICS)})")
+    p.add_argument("--since", metavar="WHEN", default=default,
+                   help="only those dead-lettered since WHEN: 30m, 2h, 3d, ISO-8601 with an offset, or epoch millis")
+    p.add_argument("--stage", choices=["DECODE", "VALIDATE", "PROCESS"], default=default,
+                   help="only this failure stage")
 
 
 def _natural(text: str) -> int:
@@ -329,7 +345,7 @@ def register(sub: Any) -> None:
                            "makegood deadletters redrive --all --topic damage.reports.v1 --since 1d --dry-run"])
     rd.add_argument("selectors", nargs="*", metavar="TOPIC:PARTITION:OFFSET",
                     help="dead letters by source coordinates, as the listing shows them")
-    _filters(rd)
+    _filters(rd, argparse.SUPPRESS)
     rd.add_argument("--all", action="store_true", help="every dead letter the filters select")
     rd.add_argument("--dry-run", action="store_true", help="check and list; publish nothing")
     rd.add_argument("--yes", action="store_true", help="publish without asking")

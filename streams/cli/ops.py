@@ -172,8 +172,12 @@ def _what_if(job: Replay, ev, policy, other) -> int:
     print("\n".join(cost_table(costs(remedies, "action"), costs(other_remedies, "action"), "by action", names)))
     print()
     print("\n".join(cost_table(costs(remedies, "rule"), costs(other_remedies, "rule"), "by rule", names)))
+    from streams.report.money import extension_values
+    prices = {e.entitlement_id: (e.price_krw, e.period_days) for e, _ in ev.entitlements}
+    worth = [sum(x.won for x in extension_values(r, prices)) for r in (remedies, other_remedies)]
+    print(f"\nextensions in won (price per hour x hours extended): {worth[0]:,} current, {worth[1]:,} what-if, "
+          f"difference {worth[1] - worth[0]:,}")
     if whole:
-        print()
         for name, rv in zip(names, (reviews, other_reviews)):
             claimed = sum(v.claimed_loss_krw or 0 for v in rv)
             print(f"{name}: {len(rv):,} review case(s) left to a reviewer, claiming {claimed:,} won (not priced above)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -257,6 +258,9 @@ def test_what_if_policy_prints_both_costs_and_publishes_nothing(scenario, tmp_pa
     assert whole[1] == paid and whole[4] == 2 * paid and whole[7] == paid
     assert [int(x.replace(",", "")) for x in rows["total"]][0] == len(scenario.expected)
     assert "damage reports" in res.stdout.splitlines()[0] and "review case(s) left to a reviewer" in res.stdout
+    worth = re.search(r"extensions in won \(price per hour x hours extended\): ([\d,]+) current, ([\d,]+) what-if",
+                      res.stdout)
+    assert worth and 0 < int(worth.group(1).replace(",", "")) < int(worth.group(2).replace(",", ""))
 
     res = scenario.cli("replay", "damage.reports.v1", "--from", "0", "--dry-run", "--policy", str(variant))
     assert res.returncode == 0, res.stderr

@@ -77,5 +77,16 @@ def test_avro_values_are_decoded_with_the_source_topics_schema_and_redacted():
     text = preview(_letter(value), records, width=1000)
     assert text.startswith("avro ") and '"report_id": "r-1"' in text and '"claimed_loss_krw": 420000' in text
     assert "owner@example.com" not in text and "010-0000-0000" not in text and "주문 알림" not in text
-    other = preview(_letter(value, topic="entitlement.states.v1"), records)
-    assert not other.startswith("avro entitlement")   # not decoded as an entitlement by accident
+    other = preview(_letter(value, topic="entitlement.states.v1"), records, width=1000)
+    assert other.startswith("avro (damage_report, not entitlement_state) {")    # what it really is
+    assert "owner@example.com" not in other
+
+
+def test_filters_before_redrive_are_kept():
+    from streams.cli.main import build_parser
+    args = build_parser().parse_args(["deadletters", "--topic", "damage.reports.v1", "redrive", "--all"])
+    assert args.topic == "damage.reports.v1" and args.all and args.func.__name__ == "redrive"
+    args = build_parser().parse_args(["deadletters", "redrive", "--all", "--since", "2h"])
+    assert args.since == "2h" and args.topic is None
+    args = build_parser().parse_args(["deadletters", "--limit", "3"])
+    assert args.func.__name__ == "list_letters" and args.limit == 3
