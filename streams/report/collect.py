@@ -26,7 +26,7 @@ from processors.model import (Action, IncidentStatus, OutageWindow, RemedyAction
 
 from streams.wire.codec import Codec, CodecError, SchemaRegistry
 from streams.settings import Settings
-from streams.kafka.topics import ACTIONS, DEADLETTER, ENTITLEMENTS, NOTICES, OUTAGES, REPORTS, REVIEWS
+from streams.kafka.topics import ACTIONS, DEADLETTER, DECISIONS, ENTITLEMENTS, NOTICES, OUTAGES, REPORTS, REVIEWS
 from streams.errors import ReadError, ReportError, UnknownIncident
 from streams.kafka.reader import PartitionReader
 
@@ -117,6 +117,8 @@ class IncidentReport:
     timing: Timing
     outcomes: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]   # input topic -> outcome counts
     notes: tuple[str, ...] = ()
+    # payouts a reviewer's decision made (their source is remedy.review-decisions.v1): cases, won
+    decided_payouts: tuple[int, int] = (0, 0)
 
 
 def to_json(report: IncidentReport) -> dict[str, Any]:
@@ -248,7 +250,13 @@ def aggregate(incident_id: str,
         dead_letters=_dead_letters(dead_letters, namespace),
         timing=_timing(mine_w, mine_r),
         outcomes=tuple((t, tuple(sorted((outcomes or {}).get(t, {}).items()))) for t in INPUT_TOPICS),
-        notes=tuple(notes))
+        notes=tuple(notes), decided_payouts=_decided(distinct))
+
+
+def _decided(remedies: Sequence[RemedyAction]) -> tuple[int, int]:
+    """(cases, won) of the payouts made by reviewers' decisions: lineage names the decisions topic."""
+    paid = [r for r in remedies if r.action is Action.PAYOUT and r.source.topic.endswith(DECISIONS)]
+    return len({r.subject_id for r in paid}), sum(r.amount_krw or 0 for r in paid)
 
 
 # ------------------------------------------------------------------------------------ the shell

@@ -68,7 +68,8 @@ def render_text(report: IncidentReport) -> str:
         ("won reversed", num(t.won_reversed)), ("hours extended", num(t.hours_extended)),
         ("hours granted", num(t.hours_granted)), ("hours reversed", num(t.hours_reversed)),
         ("users reached", num(t.users_reached)), ("entitlements covered", num(t.entitlements_covered))]), ""]
-    out += ["Reports", *_pairs([("cases paid", num(t.report_cases_paid))]),
+    out += ["Reports", *_pairs([("cases paid", num(t.report_cases_paid)),
+                                ("decided by review", "{} cases paid, {} won".format(*map(num, report.decided_payouts)))]),
             "  reviews by reason", *_pairs([(k, num(v)) for k, v in report.reviews_by_reason], "    "),
             "  notices by kind", *_pairs([(k, num(v)) for k, v in report.notices_by_kind], "    "), ""]
     out.append("Dead letters")
