@@ -227,3 +227,15 @@ def test_review_cases_are_decoded_without_their_personal_fields():
     assert value["review_id"] == "v9" and value["reason"] == "OTHER"
     assert not {"title", "body", "contact_email", "contact_phone"} & set(value)
     assert SECRET not in repr(value)
+
+
+def test_payouts_decided_by_review_are_counted_by_their_lineage():
+    decided = src(3, "ns1.remedy.review-decisions.v1")
+    extra = [(remedy("r1", Action.PAYOUT, service="gift", extend_hours=None, amount_krw=300_000, user_id="biz1",
+                     subject_kind=SubjectKind.REPORT, subject_id="CASE-1", supersedes="d", source=decided), 1),
+             (remedy("r2", Action.PAYOUT, service="gift", extend_hours=None, amount_krw=150_000, user_id="biz1",
+                     subject_kind=SubjectKind.REPORT, subject_id="CASE-1", supersedes="r1", source=decided), 2)]
+    report = build(remedies=[(r, CLOSED_TS + 1000 * STAMPS[r.remedy_id[0]]) for r in REMEDIES] + extra)
+    assert report.decided_payouts == (1, 450_000)
+    assert "decided by review  1 cases paid, 450,000 won" in render_text(report)
+    assert build().decided_payouts == (0, 0)
