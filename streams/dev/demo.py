@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from processors.batch import Evaluation, evaluate
@@ -41,7 +41,7 @@ class Inputs:
     windows: list
     entitlements: list
     reports: list
-    decisions: list
+    decisions: list = field(default_factory=list)    # reviewers' decisions (remedy.review-decisions.v1)
 
     def oracle(self, policy) -> Evaluation:
         return evaluate(policy, self.windows, self.entitlements, self.reports, self.decisions)
