@@ -23,6 +23,7 @@ remedy is ("remedy", remedy_id), of several ("remedies", *remedy_ids); report no
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from processors.ids import notice_id
 from processors.model import Action, NoticeKind, RemedyAction, Source, UserNotice
@@ -35,7 +36,10 @@ Given = tuple[RemedyAction, int]    # a remedy and the total its rule owes the s
 
 def locale_for(policy: Policy, record_locale: str | None) -> str:
     """The language to write to a user in: theirs when we write it, else the policy's."""
-    return normalize_locale(record_locale) or policy.locale
+    return (_language(record_locale) if record_locale else None) or policy.locale
+
+
+_language = lru_cache(maxsize=256)(normalize_locale)
 
 
 def when(policy: Policy, at_ms: int, locale: str) -> str:
@@ -45,24 +49,32 @@ def when(policy: Policy, at_ms: int, locale: str) -> str:
 
 def remedy_line(policy: Policy, locale: str, remedy: RemedyAction, total: int) -> str:
     """One sentence about one remedy; `total` (hours or won) is what its rule owes in all."""
+    return _line(policy, locale, remedy.action, remedy.service, remedy.rule_id, remedy.extend_hours,
+                 remedy.amount_krw, total)
+
+
+# The same few sentences are written for thousands of users (a sweep decides every stored
+# entitlement again and again): each is formatted once.
+@lru_cache(maxsize=16_384)
+def _line(policy: Policy, locale: str, action: Action, service_code: str, rule_id: str, hours: int | None,
+          amount: int | None, total: int) -> str:
     t = templates()
-    service = t.name("services", remedy.service, locale)
-    hours, amount = remedy.extend_hours, remedy.amount_krw
-    if remedy.action is Action.REVERSAL:
+    service = t.name("services", service_code, locale)
+    if action is Action.REVERSAL:
         if amount is not None:
             return t.say("remedy", "REVERSAL_MONEY", locale, service=service, amount=won(amount, locale))
         return t.say("remedy", "REVERSAL_HOURS", locale, service=service, duration=duration(hours or 0, locale))
-    if remedy.action is Action.CREDIT:
+    if action is Action.CREDIT:
         return t.say("remedy", "CREDIT", locale, service=service, amount=won(amount or 0, locale))
-    if remedy.action is Action.PAYOUT:
+    if action is Action.PAYOUT:
         key = "PAYOUT_TOPUP" if total > (amount or 0) else "PAYOUT"
         return t.say("remedy", key, locale, service=service, amount=won(amount or 0, locale),
                      total=won(total, locale))
     topup = total > (hours or 0)
     values = dict(service=service, duration=duration(hours or 0, locale), total=duration(total, locale))
-    if remedy.action is Action.GRANT:
-        rule = next((r for r in policy.rules if r.id == remedy.rule_id), None)
-        item = rule.remedy.item if rule is not None and rule.remedy.item else remedy.rule_id
+    if action is Action.GRANT:
+        rule = next((r for r in policy.rules if r.id == rule_id), None)
+        item = rule.remedy.item if rule is not None and rule.remedy.item else rule_id
         values["item"] = t.name("items", item, locale)
         return t.say("remedy", "GRANT_TOPUP" if topup else "GRANT", locale, **values)
     return t.say("remedy", "EXTEND_TOPUP" if topup else "EXTEND", locale, **values)
@@ -76,6 +88,11 @@ def _with_lines(policy: Policy, locale: str, opening: str, given: Sequence[Given
     return " ".join(parts)
 
 
+@lru_cache(maxsize=256)
+def _opening(locale: str, key: str, incident_id: str) -> str:
+    return templates().say("digest", key, locale, incident=incident_id)
+
+
 def digest_id(remedy_ids: Sequence[str]) -> str:
     return notice_id("remedy", remedy_ids[0]) if len(remedy_ids) == 1 else notice_id("remedies", *remedy_ids)
 
@@ -85,7 +102,7 @@ def remedies_notice(policy: Policy, locale: str, given: Sequence[Given], source:
     first = given[0][0]
     ids = tuple(r.remedy_id for r, _ in given)
     reversed_ = all(r.action is Action.REVERSAL for r, _ in given)
-    opening = templates().say("digest", "reversed" if reversed_ else "issued", locale, incident=first.incident_id)
+    opening = _opening(locale, "reversed" if reversed_ else "issued", first.incident_id)
     return UserNotice(
         notice_id=digest_id(ids),
         user_id=first.user_id,

@@ -11,11 +11,12 @@ import dataclasses
 import json
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from processors.batch import Evaluation, evaluate
-from processors.model import DamageReport, EntitlementState, OutageWindow, Source, from_dict, to_dict
+from processors.model import (DamageReport, EntitlementState, OutageWindow, ReviewDecision, Source, from_dict,
+                              to_dict)
 from processors.policy import load_policy
 
 import streams.dev.stack as devstack
@@ -23,14 +24,16 @@ from streams.wire.codec import Codec
 from streams.wire.framing import open_codec
 from streams.ledger.store import SyncLedger
 from streams.dev.workers import WorkerPool
+from streams.dev.decisions import review_decisions
 from streams.dev.scenario import INCIDENT, Scenario, generate
 from streams.settings import Settings
-from streams.kafka.topics import ACTIONS, ENTITLEMENTS, NOTICES, OUTAGES, REPORTS, REVIEWS, create_topics
+from streams.kafka.topics import ACTIONS, DECISIONS, ENTITLEMENTS, NOTICES, OUTAGES, REPORTS, REVIEWS, create_topics
 from streams.errors import DemoError, ProduceError
 from streams.kafka.producer import Producer
 
-SCHEMA = {OUTAGES: "outage_window", ENTITLEMENTS: "entitlement_state", REPORTS: "damage_report"}
-RECORD = {OUTAGES: OutageWindow, ENTITLEMENTS: EntitlementState, REPORTS: DamageReport}
+SCHEMA = {OUTAGES: "outage_window", ENTITLEMENTS: "entitlement_state", REPORTS: "damage_report",
+          DECISIONS: "review_decision"}
+RECORD = {OUTAGES: OutageWindow, ENTITLEMENTS: EntitlementState, REPORTS: DamageReport, DECISIONS: ReviewDecision}
 
 
 @dataclass
@@ -39,10 +42,12 @@ class Inputs:
     windows: list
     entitlements: list
     reports: list
-    approvals: list = dataclasses.field(default_factory=list)
+    approvals: list = field(default_factory=list)
+    decisions: list = field(default_factory=list)    # reviewers' decisions (remedy.review-decisions.v1)
 
     def oracle(self, policy) -> Evaluation:
-        return evaluate(policy, self.windows, self.entitlements, self.reports, approvals=self.approvals)
+        return evaluate(policy, self.windows, self.entitlements, self.reports, approvals=self.approvals,
+                        decisions=self.decisions)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -61,7 +66,7 @@ class Publisher:
     def records(self, logical: str, pairs: list[tuple[str, dict | None]]) -> None:
         topic = self.settings.topic(logical)
         target = {OUTAGES: self.inputs.windows, ENTITLEMENTS: self.inputs.entitlements,
-                  REPORTS: self.inputs.reports}[logical]
+                  REPORTS: self.inputs.reports, DECISIONS: self.inputs.decisions}[logical]
         records = [from_dict(RECORD[logical], value) if value is not None else None for _, value in pairs]
         out = [(topic, key.encode(), self.codec.encode(SCHEMA[logical], value) if value is not None else None, None)
                for key, value in pairs]
@@ -166,6 +171,14 @@ def compare(settings: Settings, codec: Codec, expected: Evaluation) -> list[str]
     return problems
 
 
+def read_reviews(settings: Settings, codec: Codec) -> list:
+    """The review cases on remedy.reviews.v1, as a reviewer's tool reads them."""
+    from streams.report.collect import read_until_end
+    cases: list = []
+    read_until_end(settings, [REVIEWS], lambda _t, value, _ts: cases.append(codec.decode_obj("review_case", value)))
+    return cases
+
+
 def run_demo(base: Settings, *, scale: float = 1.0, workers: int = 2, seed: int = 1015,
              say: Callable[[str], None] = print) -> int:
     t_start = time.monotonic()
@@ -187,7 +200,7 @@ def run_demo(base: Settings, *, scale: float = 1.0, workers: int = 2, seed: int 
         f"{s['malformed']} malformed records, window revisions OPEN -> CLOSED 120 h -> CLOSED 127 h")
 
     pool = WorkerPool(settings, rundir)
-    inputs = Inputs([], [], [])
+    inputs = Inputs([], [], [], [])
     pub = Publisher(settings, codec, inputs)
     try:
         say(f"== {workers} worker(s) joining the consumer group")
@@ -213,6 +226,12 @@ def run_demo(base: Settings, *, scale: float = 1.0, workers: int = 2, seed: int 
         wait_for_ids(settings, len(expected.remedies) + len(expected.reviews) + len(expected.notices) + invalid,
                      say, pool)
         settle_s = time.monotonic() - t_pub
+        say("== reviewers decide a few large business losses (remedy.review-decisions.v1)")
+        decisions = review_decisions(read_reviews(settings, codec))
+        pub.records(DECISIONS, decisions)
+        expected = inputs.oracle(policy)
+        wait_for_ids(settings, len(expected.remedies) + len(expected.reviews) + len(expected.notices) + invalid,
+                     say, pool)
         say("== checking the topics against the batch evaluator")
         problems = compare(settings, codec, expected)
     finally:
@@ -235,5 +254,6 @@ def run_demo(base: Settings, *, scale: float = 1.0, workers: int = 2, seed: int 
         say("DOES NOT match the batch evaluator: " + "; ".join(problems))
         return 1
     say(f"matches the batch evaluator: {len(expected.remedies):,} remedies, {len(expected.reviews):,} review cases, "
-        f"{len(expected.notices):,} notices identical field by field; {invalid} records dead-lettered")
+        f"{len(expected.notices):,} notices identical field by field; {invalid} records dead-lettered; "
+        f"{len(decisions)} review decisions published")
     return 0

@@ -45,6 +45,8 @@ PAID_SHARE, BUSINESS_SHARE, FREE_SHARE = 0.17, 0.20, 0.50
 TIER_LOW, TIER_HIGH = 300_000, 500_000
 
 Pair = tuple[str, dict | None]
+# the `locale` of the n-th entitlement state and report, cyclically (None: a producer before #16)
+LOCALES = ("ko-KR", "ko-KR", "ko", "en-US", None, "ko-KR", "ko-KR", "en", "ko-KR", None)
 
 
 @dataclass(frozen=True)
@@ -375,5 +377,9 @@ def generate(seed: int = 1015, scale: float = 1.0, codec: Codec | None = None) -
                                       if v is not None and v["price_krw"] > 0))
     reports = _reports(random.Random(rng.getrandbits(64)), max(1, round(BASE_REPORTS * scale)),
                        paid_holders, holders)
+    for pairs in (entitlements, reports):   # mostly Korean, some English, some producers before #16
+        for i, (_, v) in enumerate(pairs):
+            if v is not None:
+                v["locale"] = LOCALES[i % len(LOCALES)]
     return Scenario(seed, scale, windows, entitlements, reports,
                     malformed(codec, windows, entitlements, reports))

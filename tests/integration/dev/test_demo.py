@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,11 @@ def test_demo_runs_end_to_end_and_matches_the_batch_evaluator(settings):
     assert "matches the batch evaluator" in out
     for section in ("Remedies by service and action", "Money and time", "Dead letters", "Timing"):
         assert section in out
+    # the demo's reviewers decided a few large business losses, and the report shows them paid
+    assert "review decisions published" in out
+    decided = next(line for line in out.splitlines() if "decided by review" in line)
+    cases, won = re.search(r"([\d,]+) cases, ([\d,]+) won paid", decided).groups()
+    assert int(cases.replace(",", "")) >= 1 and int(won.replace(",", "")) > 0, decided
     html = Path(out.split("HTML report: ", 1)[1].split("\n", 1)[0])
     assert html.exists() and "<svg" in html.read_text()
     assert "nothing held: every revision is within the limits" in out
