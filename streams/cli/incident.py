@@ -17,6 +17,7 @@ from typing import Any
 from processors.approval import Hold
 from processors.policy import load_policy
 
+from streams.cli.help import command
 from streams.decide.admit import Admission
 from streams.ledger.holds import HoldState, read_holds, write_approval
 from streams.settings import Settings
@@ -82,14 +83,17 @@ def approve(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(sub: Any) -> None:
     """Add `incident pending` and `incident approve` to the `makegood` subparsers."""
-    p = sub.add_parser("incident", help="what the approval limits hold, and releasing it",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(sub, "incident", help="what the approval limits hold, and releasing it", description=__doc__,
+                examples=["makegood incident pending",
+                          "makegood incident approve INC-20221015-PANGYO --revision 3 --by sre-0042"])
     inner = p.add_subparsers(dest="incident_command", required=True, metavar="pending|approve")
-    pend = inner.add_parser("pending", help="revisions held by the approval limits, with their cost")
+    pend = command(inner, "pending", help="revisions held by the approval limits, with their cost",
+                   examples=["makegood incident pending", "makegood incident pending INC-20221015-PANGYO --json"])
     pend.add_argument("incident", nargs="?", metavar="INCIDENT_ID", help="only this incident")
     pend.add_argument("--json", action="store_true", help="print JSON instead of text")
     pend.set_defaults(func=pending)
-    appr = inner.add_parser("approve", help="release a held revision (and the ones before it), once")
+    appr = command(inner, "approve", help="release a held revision (and the ones before it), once",
+                   examples=["makegood incident approve INC-20221015-PANGYO --revision 3 --by sre-0042"])
     appr.add_argument("incident", metavar="INCIDENT_ID")
     appr.add_argument("--revision", type=int, required=True, metavar="N", help="the revision to release")
     appr.add_argument("--by", required=True, metavar="ID", help="the approving operator's id (no names or e-mail)")

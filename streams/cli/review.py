@@ -26,6 +26,7 @@ from processors.model import ReviewCase, ReviewDecision, ReviewReason, Verdict
 from processors.policy import load_policy
 from processors.validate import validate_decision
 
+from streams.cli.help import command
 from streams.errors import CommandError
 from streams.kafka.producer import Producer
 from streams.kafka.reader import PartitionReader
@@ -155,20 +156,22 @@ def _won(text: str) -> int:
 
 def register(sub: Any) -> None:
     """Add the `review` command group to the `makegood` subparsers."""
-    p = sub.add_parser("review", help="list cases under review and publish reviewers' decisions",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(sub, "review", help="list cases under review and publish reviewers' decisions", description=__doc__,
+                examples=["makegood review list INC-20221015-PANGYO --reason LARGE_BUSINESS_LOSS --open",
+                          "makegood review decide CASE_ID --approve 300000 --reviewer rv-kim"])
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    ls = actions.add_parser("list", help="the review cases of an incident, with their decisions and payouts",
-                            epilog="example: makegood review list INC-20221015-PANGYO --reason LARGE_BUSINESS_LOSS")
+    ls = command(actions, "list", help="the review cases of an incident, with their decisions and payouts",
+                 examples=["makegood review list INC-20221015-PANGYO --reason LARGE_BUSINESS_LOSS",
+                           "makegood review list INC-20221015-PANGYO --open --show-contact   # personal data: only when needed"])
     ls.add_argument("incident_id", metavar="INCIDENT_ID")
     ls.add_argument("--reason", choices=[r.name for r in ReviewReason], help="only cases opened for this reason")
     ls.add_argument("--open", action="store_true", help="only cases with no decision yet")
     ls.add_argument("--show-contact", action="store_true",
                     help="also print the reporter, business number, contacts and title (personal data)")
     ls.set_defaults(func=_list)
-    d = actions.add_parser("decide", help="publish a reviewer's decision on a case",
-                           epilog="example: makegood review decide CASE_ID --approve 300000 --reviewer rv-kim "
-                                  "--note 'receipts checked'")
+    d = command(actions, "decide", help="publish a reviewer's decision on a case",
+                examples=["makegood review decide CASE_ID --approve 300000 --reviewer rv-kim --note 'receipts checked'",
+                          "makegood review decide CASE_ID --deny --reviewer rv-kim"])
     d.add_argument("case_id", metavar="CASE_ID")
     verdict = d.add_mutually_exclusive_group(required=True)
     verdict.add_argument("--approve", type=_won, metavar="WON", help="additional compensation for the case, in won")

@@ -287,16 +287,3 @@ def test_html_puts_extended_and_granted_hours_on_separate_charts():
     extended = page.split("Hours extended by service")[1].split("</section>")[0]
     granted = page.split("Hours granted by service")[1].split("</section>")[0]
     assert "2,160 h" in granted and "2,160" not in extended and "144 h" in extended
-
-
-def test_payouts_decided_by_review_are_counted_by_their_lineage():
-    decided = src(3, "ns1.remedy.review-decisions.v1")
-    extra = [(remedy("r1", Action.PAYOUT, service="gift", extend_hours=None, amount_krw=300_000, user_id="biz1",
-                     subject_kind=SubjectKind.REPORT, subject_id="CASE-1", supersedes="d", source=decided), 1),
-             (remedy("r2", Action.PAYOUT, service="gift", extend_hours=None, amount_krw=150_000, user_id="biz1",
-                     subject_kind=SubjectKind.REPORT, subject_id="CASE-1", supersedes="r1", source=decided), 2)]
-    report = build(remedies=[(r, CLOSED_TS + 1000 * STAMPS[r.remedy_id[0]]) for r in REMEDIES] + extra)
-    x = report.exposure
-    assert (x.decided_cases, x.decided_won) == (1, 450_000)
-    assert "1 cases, 450,000 won paid" in render_text(report)
-    assert build().exposure.decided_won == 0
