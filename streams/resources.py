@@ -26,7 +26,7 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 PACKAGE_DATA = "_data"        # streams/_data/ in a wheel, absent from a checkout
 # What the wheel carries, relative to data_root() (setup.py and the wheel test read this list).
 # By suffix, never "everything under deploy/": a key or a note left in a folder stays out.
-SHIPPED = ("schemas/*.avsc", "schemas/history/*.avsc", "deploy/topics.yaml", "deploy/policies/*.yaml",
+SHIPPED = ("schemas/*.avsc", "schemas/history/*.avsc", "deploy/topics.yaml", "deploy/acls.yaml", "deploy/policies/*.yaml",
            "deploy/kafka/pom.xml", "deploy/registry/settings.xml", "deploy/registry/**/pom.xml", "deploy/registry/**/src/main/**/*.java",
            "deploy/registry/**/src/main/resources/META-INF/*.list")
 # never shipped, even when found under a shipped folder (Maven output, editor and OS droppings)

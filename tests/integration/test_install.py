@@ -87,10 +87,11 @@ def install(tmp_path_factory, stack):
 def test_the_wheel_holds_the_code_and_the_runtime_files_only(install):
     names = set(zipfile.ZipFile(install["wheel"]).namelist())
     code = {str(p.relative_to(REPO)) for pkg in ("streams", "processors") for p in (REPO / pkg).rglob("*.py")}
+    code |= {str(p.relative_to(REPO)) for p in (REPO / "processors" / "templates").glob("*.yaml")}   # notice wording
     data = {f"streams/{resources.PACKAGE_DATA}/{p}" for p in resources.shipped_files(REPO)}
     meta = {n for n in names if n.startswith("makegood-0.1.0.dist-info/")}
     assert names - meta == code | data
-    assert {"schemas/remedy_action.avsc", "schemas/history/user_notice.1.avsc", "deploy/topics.yaml", "deploy/policies/kakao-1015.yaml",
+    assert {"schemas/remedy_action.avsc", "schemas/history/user_notice.1.avsc", "deploy/topics.yaml", "deploy/acls.yaml", "deploy/policies/kakao-1015.yaml",
             "deploy/kafka/pom.xml", "deploy/registry/pom.xml"} <= {n.split("/", 2)[2] for n in data}
     assert not [n for n in names if re.search(r"(^|/)(tests?|\.stack|target|bench)/|\.(key|pem|jar|pid)$", n)]
     entry = zipfile.ZipFile(install["wheel"]).read("makegood-0.1.0.dist-info/entry_points.txt").decode()
