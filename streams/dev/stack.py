@@ -58,7 +58,7 @@ class LocalKafka:
         self.libs = self.project / "target" / "libs"
         self.pid_file = self.home / "kafka.pid"
         self.log = self.home / "kafka.out"
-        self.security = LocalSecurity(self.home, self._role_users()) if secure_port else None
+        self.security = LocalSecurity(self.home, self._role_users()) if self.secure_port else None
 
     def _role_users(self) -> list[str]:
         from streams.kafka.acls import default_roles_file, load_roles
