@@ -138,4 +138,4 @@ def test_an_incompatible_change_is_refused_and_check_says_so(settings, tmp_path)
     assert {v for n, v in verdicts.items() if n not in ("damage_report", "user_notice")} == {"registered"}
     res = subprocess.run([sys.executable, "-m", "streams.cli", "schemas", "check"], capture_output=True, text=True,
                          env=dict(os.environ, MAKEGOOD_NAMESPACE=settings.namespace), timeout=60)
-    assert res.returncode == 0 and res.stdout.count("registered") == 8, res.stdout + res.stderr
+    assert res.returncode == 0 and res.stdout.count("registered") == 9, res.stdout + res.stderr
