@@ -99,7 +99,7 @@ def test_billing_may_read_remedies_but_not_inputs(secured):
 def test_each_sasl_mechanism_connects_and_sees_only_what_its_role_may(secured):
     from streams.kafka.access import list_topics
     for user, mechanism, visible in (("billing", "PLAIN", 3), ("makegood-publisher", "SCRAM-SHA-256", 3),
-                                     ("makegood-worker", "SCRAM-SHA-512", 9)):
+                                     ("makegood-worker", "SCRAM-SHA-512", 11)):   # + approvals, review decisions
         s = secured.as_user(user, mechanism=mechanism)
         _, topics = list_topics(s)
         assert len({t for t in topics if t.startswith(s.namespace + ".")}) == visible, (user, topics)
@@ -145,7 +145,7 @@ def test_mutual_tls_clients_are_the_role_their_certificate_names(secured):
     from streams.kafka.access import list_topics
     worker = replace(secured.broker.mtls_client("makegood-worker"), namespace=secured.plain.namespace)
     _, topics = list_topics(worker)
-    assert len({t for t in topics if t.startswith(worker.namespace + ".")}) == 9
+    assert len({t for t in topics if t.startswith(worker.namespace + ".")}) == 11      # every declared topic: it reads the inputs and writes the outputs
     billing = replace(secured.broker.mtls_client("billing"), namespace=secured.plain.namespace)
     assert _send(billing, ACTIONS) == "TOPIC_AUTHORIZATION_FAILED"
     # no client certificate: the broker ends the handshake
