@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import pytest
 import redis as redis_lib
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from processors.policy import Policy, load_policy
+
 import streams.dev.stack as devstack
 from streams.wire.codec import Codec
 from streams.wire.framing import open_codec
-from streams.settings import Settings
+from streams.settings import ROOT, Settings
 from streams.kafka.topics import create_topics, delete_namespace
+
+if TYPE_CHECKING:
+    from tests.integration.kit import Workers
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +58,21 @@ def settings(stack: Settings) -> Iterator[Settings]:
     yield s
     delete_namespace(s)
     delete_redis_keys(s)
+
+
+@pytest.fixture
+def workers(settings: Settings, tmp_path: Path) -> Iterator["Workers"]:
+    """Worker processes on this test's namespace, stopped after the test."""
+    from tests.integration.kit import Workers     # kit imports this module: not at import time
+    w = Workers(settings, tmp_path)
+    yield w
+    w.stop()
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    """The reference policy, as the workers load it by default."""
+    return load_policy(str(ROOT / "deploy" / "policies" / "kakao-1015.yaml"))
 
 
 def delete_redis_keys(s: Settings) -> None:

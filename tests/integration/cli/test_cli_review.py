@@ -4,19 +4,11 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import pytest
 
 from processors.model import NoticeKind
 from tests.integration import kit
 from tests.integration.cli.test_cli_io import run
 from tests.integration.conftest import read_topic
-
-
-@pytest.fixture
-def workers(settings, tmp_path):
-    w = kit.Workers(settings, tmp_path)
-    yield w
-    w.stop()
 
 
 def _review_payouts(settings, codec):

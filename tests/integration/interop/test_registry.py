@@ -35,13 +35,6 @@ ENTS, WINDOWS, ACTIONS, DEADLETTER = ("entitlement.states.v1", "outage.windows.v
                                       "remedy.deadletter.v1")
 
 
-@pytest.fixture
-def workers(settings, tmp_path):
-    w = kit.Workers(settings, tmp_path)
-    yield w
-    w.stop()
-
-
 def _schema_text(name: str) -> str:
     return (ROOT / "schemas" / f"{name}.avsc").read_text()
 

@@ -12,7 +12,6 @@ import sys
 import time
 import uuid
 
-import pytest
 import redis as redis_lib
 
 from processors.batch import evaluate
@@ -105,13 +104,6 @@ def test_a_worker_waits_for_an_unreachable_broker_alive_and_not_ready(stack, tmp
     assert len(lines) <= 3, lines       # the start-up line, one WARNING (a reminder comes after a minute)
     assert sum("[WARNING]" in line and "Kafka unreachable at 127.0.0.1:1" in line for line in lines) == 1
     assert "Traceback" not in log.read_text()
-
-
-@pytest.fixture
-def workers(settings, tmp_path):
-    w = kit.Workers(settings, tmp_path)
-    yield w
-    w.stop()
 
 
 def _secure(srv, password: str) -> None:

@@ -5,7 +5,6 @@ import dataclasses
 import time
 from collections import Counter
 
-import pytest
 import redis as redis_lib
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -15,13 +14,6 @@ from tests.integration.conftest import read_topic
 from tests.integration.ops.scrape import by, readyz, samples
 
 PERSONAL = ("secret-body", "@example.com")
-
-
-@pytest.fixture
-def workers(settings, tmp_path):
-    w = kit.Workers(settings, tmp_path)
-    yield w
-    w.stop()
 
 
 def _wait(what, check, timeout=120, every=0.5):

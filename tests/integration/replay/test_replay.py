@@ -155,7 +155,6 @@ def scenario(stack, codec, tmp_path_factory):
             r.delete(*keys)
 
 
-
 def _rows(remedies) -> set[str]:
     return kit.as_rows(remedies)
 

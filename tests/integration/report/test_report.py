@@ -9,7 +9,6 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
 
 from processors.batch import evaluate
 from processors.model import Action
@@ -18,13 +17,6 @@ from streams.settings import ROOT
 from streams.kafka.topics import admin_client
 from tests.integration import kit
 from tests.integration.conftest import read_topic
-
-
-@pytest.fixture
-def workers(settings, tmp_path):
-    w = kit.Workers(settings, tmp_path)
-    yield w
-    w.stop()
 
 
 def _makegood(settings, *args: str) -> subprocess.CompletedProcess:

@@ -5,22 +5,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka import Producer as ConfluentProducer
 
 from processors.batch import evaluate
-from processors.policy import load_policy
 from streams.kafka.topics import ACTIONS, OUTAGES, REPORTS
-from streams.settings import ROOT
 from tests.integration import kit
 from tests.integration.conftest import read_topic
 from tests.integration.security.conftest import cli
-
-
-@pytest.fixture(scope="module")
-def policy():
-    return load_policy(str(ROOT / "deploy" / "policies" / "kakao-1015.yaml"))
 
 
 def _rows(settings, codec, logical, schema, expect):

@@ -36,13 +36,6 @@ def policy_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def workers(settings, tmp_path):
-    w = kit.Workers(settings, tmp_path)
-    yield w
-    w.stop()
-
-
 def cli(settings, policy_file, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, MAKEGOOD_NAMESPACE=settings.namespace, MAKEGOOD_POLICY=str(policy_file),
                MAKEGOOD_BOOTSTRAP=settings.bootstrap, MAKEGOOD_REDIS_URL=settings.redis_url)

@@ -5,27 +5,12 @@ import dataclasses
 import time
 from collections import Counter
 
-import pytest
 import redis as redis_lib
 
 from processors.batch import evaluate
-from processors.policy import load_policy
 from streams.ledger.store import Keys
 from tests.integration import kit
 from tests.integration.conftest import read_topic
-
-
-@pytest.fixture
-def workers(settings, tmp_path):
-    w = kit.Workers(settings, tmp_path)
-    yield w
-    w.stop()
-
-
-@pytest.fixture(scope="module")
-def policy():
-    from streams.settings import ROOT
-    return load_policy(str(ROOT / "deploy" / "policies" / "kakao-1015.yaml"))
 
 
 def _oracle(policy, pub: kit.Published):
@@ -44,7 +29,6 @@ def _assert_same_remedies(settings, codec, expected, workers):
     assert not missing and not extra, (f"{len(missing)} missing, {len(extra)} extra\n"
                                        + "\n".join(sorted(missing)[:3] + sorted(extra)[:3]) + workers.logs()[-3000:])
     return got
-
 
 
 def test_reference_policy_matches_the_batch_evaluator(settings, codec, workers, policy):

@@ -7,30 +7,15 @@ import dataclasses
 import hashlib
 from collections import Counter
 
-import pytest
 from confluent_kafka import Producer
 
 from processors.batch import evaluate
 from processors.model import to_dict
-from processors.policy import load_policy
 from streams.decide.outputs import DEAD_LETTER_BYTES_MAX
-from streams.settings import ROOT
 from tests.integration import kit
 from tests.integration.conftest import read_topic
 
 POISON_VALUE_BYTES = 1_000_010      # the value: under the broker's ~1 MiB, over any dead letter's room
-
-
-@pytest.fixture
-def workers(settings, tmp_path):
-    w = kit.Workers(settings, tmp_path)
-    yield w
-    w.stop()
-
-
-@pytest.fixture(scope="module")
-def policy():
-    return load_policy(str(ROOT / "deploy" / "policies" / "kakao-1015.yaml"))
 
 
 def _raw(settings, logical, items) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from processors.batch import evaluate
@@ -15,13 +14,6 @@ from processors.policy import load_policy
 from streams.settings import ROOT
 from tests.integration import kit
 from tests.integration.conftest import read_topic
-
-
-@pytest.fixture
-def workers(settings, tmp_path):
-    w = kit.Workers(settings, tmp_path)
-    yield w
-    w.stop()
 
 
 def _admin(settings) -> AdminClient:

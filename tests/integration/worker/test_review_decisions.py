@@ -9,12 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import pytest
 
 from processors import ids
 from processors.batch import evaluate
 from processors.model import NoticeKind, ReviewDecision, Verdict
-from processors.policy import load_policy
 from streams.settings import ROOT
 from streams.wire.codec import Codec, SchemaRegistry
 from tests.integration import kit
@@ -22,18 +20,6 @@ from streams.kafka.topics import admin_client
 from tests.integration.conftest import read_topic
 
 DECISIONS = "remedy.review-decisions.v1"
-
-
-@pytest.fixture
-def workers(settings, tmp_path):
-    w = kit.Workers(settings, tmp_path)
-    yield w
-    w.stop()
-
-
-@pytest.fixture(scope="module")
-def policy():
-    return load_policy(str(ROOT / "deploy" / "policies" / "kakao-1015.yaml"))
 
 
 def before_locale(name: str) -> Codec:

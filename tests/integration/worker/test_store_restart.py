@@ -10,26 +10,11 @@ import re
 import time
 from collections import Counter
 
-import pytest
 
 from processors.batch import evaluate
-from processors.policy import load_policy
-from streams.settings import ROOT
 from tests.integration import kit
 
 RESTORED = re.compile(r"entitlement store restored in [\d.]+ s: (.*); (\d+) records read")
-
-
-@pytest.fixture
-def workers(settings, tmp_path):
-    w = kit.Workers(settings, tmp_path)
-    yield w
-    w.stop()
-
-
-@pytest.fixture(scope="module")
-def policy():
-    return load_policy(str(ROOT / "deploy" / "policies" / "kakao-1015.yaml"))
 
 
 def _restores(log: str) -> list[tuple[str, int]]:
