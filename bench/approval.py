@@ -48,7 +48,7 @@ def main() -> None:
     rows = []
     for blob in blobs:
         partition, offset, _ = entitlement_header(blob)
-        ent = admission.valid("entitlement_state", entitlement_raw(blob))
+        ent = admission.stored_state(entitlement_raw(blob))
         d = decide_entitlement(admission.policy, prefix, ent, Source("bench", partition, offset))
         rows += [(r.service, r.action.value, 1, r.amount_krw or 0) for r in d.remedies]
     cost = cost_from(rows)

@@ -121,7 +121,7 @@ def _service(service: str, policy: Policy | None) -> None:
 
 # The field an input topic is keyed by (DESIGN §2), for the records whose key is checked.
 KEY_FIELDS = {OutageWindow: "incident_id", DamageReport: "reporter_id", ReviewDecision: "reporter_id",
-              IncidentApproval: "incident_id"}
+              IncidentApproval: "incident_id", EntitlementState: "entitlement_id"}
 
 
 def _locale(value: str | None) -> None:
@@ -129,7 +129,8 @@ def _locale(value: str | None) -> None:
         _id(value, "locale", LOCALE, LOCALE_MAX)
 
 
-def validate_key(record: OutageWindow | DamageReport | ReviewDecision | IncidentApproval, key: bytes | None) -> None:
+def validate_key(record: OutageWindow | EntitlementState | DamageReport | ReviewDecision | IncidentApproval,
+                 key: bytes | None) -> None:
     """Raise InvalidRecord unless `key`, the Kafka key the record was read with, is the
     record's key field. The producer chose the key from the record; a value mangled after that
     (a flipped bit inside an id that still looks valid) no longer says what its key says."""

@@ -25,10 +25,11 @@ VALIDATORS: Mapping[str, Callable[[Any, Policy], None]] = {
     "incident_approval": validate_approval,
     "review_decision": validate_decision,
 }
-# Records whose Kafka key must be their key field (processors.validate.validate_key). Entitlement
-# states are not checked yet: a newly assigned partition is restored by key without decoding,
-# and its sweep would have to compare keys too (README, "Bad input").
-KEYED = frozenset({"outage_window", "damage_report", "incident_approval", "review_decision"})
+# Records whose Kafka key must be their key field (processors.validate.validate_key). An
+# entitlement state is stored under its key (worker.store), so a state whose entitlement_id was
+# mangled after the producer keyed it would otherwise be one entitlement to the worker and
+# another to a replay or the batch evaluator.
+KEYED = frozenset({"outage_window", "entitlement_state", "damage_report", "incident_approval", "review_decision"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +66,14 @@ class Admission:
         whose rejection was dead-lettered when they first arrived."""
         got = self.check(schema, value, key)
         return None if isinstance(got, Rejection) else got
+
+    def stored_state(self, value: bytes) -> Any | None:
+        """The valid entitlement state of a value read back from the store, or None. Its key was
+        checked when it was stored (the store key is the Kafka key); only the value is checked
+        again, since a restore stores a key's first value without validating it."""
+        try:
+            record = self.codec.decode_obj("entitlement_state", value)
+            VALIDATORS["entitlement_state"](record, self.policy)
+            return record
+        except (DecodeError, InvalidRecord):
+            return None

@@ -100,11 +100,11 @@ class EntitlementIntake:
                 store.delete(staged, p, key, store.get(p, key, staged))
             batch.outcomes[Intake.TOMBSTONE] += 1
             return
-        ent = self.admission.check("entitlement_state", value)
+        ent = self.admission.check("entitlement_state", value, key)
         if isinstance(ent, Rejection):
             batch.fail(DeadLetter.of(source, key, value, ent))
             return
-        k = ent.entitlement_id.encode()
+        k = key                 # admitted: the key is the entitlement_id
         prev = store.get(p, k, staged)
         if prev is not None and layout.entitlement_header(prev)[2] > ent.updated_at:
             batch.outcomes[Intake.STALE] += 1   # newer state already stored: newer wins

@@ -113,7 +113,7 @@ class Guard:
                     partition, offset, _ = entitlement_header(blob)
                     if partition not in rows:
                         continue
-                    ent = self.admission.valid("entitlement_state", entitlement_raw(blob))
+                    ent = self.admission.stored_state(entitlement_raw(blob))
                     if ent is None:
                         continue
                     decision = decide_entitlement(policy, history, ent, Source(self.topic, partition, offset))

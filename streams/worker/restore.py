@@ -65,8 +65,8 @@ def fold(store: StateStore, admission: Admission, messages: Sequence[Raw]) -> in
     """Fold a chunk of records (offset order per partition) into the store in one write
     batch, with each partition's checkpoint after its last record; returns records read.
 
-    A key met once is stored from its plain Avro value (class, validity, updated_at), not
-    validated: it was checked (and dead-lettered if invalid) when first consumed, and a sweep
+    A key met once is stored from its plain Avro value (class, validity, updated_at) if the
+    value's entitlement_id is its key, not validated further: it was checked (and dead-lettered if invalid) when first consumed, and a sweep
     validates what it decides. A key met again is settled as the live path would have."""
     staged = store.stage()
     last: dict[int, int] = {}
@@ -84,15 +84,17 @@ def fold(store: StateStore, admission: Admission, messages: Sequence[Raw]) -> in
         if prev is None:
             try:
                 d = decode("entitlement_state", value)
+                if d["entitlement_id"].encode() != key:
+                    continue            # keyed by another id: dead-lettered when consumed
                 blob = layout.pack_decoded(p, m.offset, d, value)
             except (DecodeError, KeyError, TypeError, AttributeError):
                 continue
         else:
-            ent = admission.valid("entitlement_state", value)
+            ent = admission.valid("entitlement_state", value, key)
             if ent is None:
                 continue
             if layout.entitlement_header(prev)[2] > ent.updated_at and \
-                    admission.valid("entitlement_state", layout.entitlement_raw(prev)) is not None:
+                    admission.stored_state(layout.entitlement_raw(prev)) is not None:
                 continue
             blob = layout.pack_entitlement(p, m.offset, ent, value)
         store.put(staged, p, key, blob, prev)

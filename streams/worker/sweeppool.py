@@ -52,7 +52,7 @@ def decide_stored(admission: Admission, histories: Sequence[IncidentHistory], to
     policy = admission.policy
     for blob in blobs:
         partition, offset, _ = entitlement_header(blob)
-        ent = admission.valid("entitlement_state", entitlement_raw(blob))
+        ent = admission.stored_state(entitlement_raw(blob))
         if ent is None:
             continue
         try:

@@ -215,7 +215,9 @@ def test_identifiers_the_project_uses_are_valid(incident_id):
 def test_a_record_must_be_keyed_by_its_id():
     validate_key(window(), b"INC-20221015-PANGYO")
     validate_key(report(reporter_id="U-7"), b"U-7")
+    validate_key(ent(entitlement_id="ent-1"), b"ent-1")
     for record, key, name in [(window(incident_id="INC-20221015-PANGYN"), b"INC-20221015-PANGYO", "incident_id"),
+                              (ent(entitlement_id="ent-3"), b"ent-1", "entitlement_id"),
                               (report(reporter_id="U-6"), b"U-7", "reporter_id")]:
         with pytest.raises(InvalidRecord, match=f"^the record's key is not its {name}$"):
             validate_key(record, key)

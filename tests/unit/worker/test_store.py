@@ -142,6 +142,18 @@ def test_an_invalid_record_never_replaces_a_valid_one_and_a_keyless_one_is_ignor
     assert _state(store, b"e1") == good and store.checkpoint(3)[0] == 5
 
 
+def test_a_state_keyed_by_another_id_is_never_stored_first_or_later(store, admission):
+    """The live path dead-letters a state whose key is not its entitlement_id; a restore must
+    not store it either, whether it is the key's first record or replaces one."""
+    good = ent(entitlement_id="e1")
+    flipped = dataclasses.replace(good, entitlement_id="e3", updated_at=good.updated_at + 60_000)
+    mangled = admission.codec.encode_obj("entitlement_state", flipped)
+    fold(store, admission, [Raw(3, 1, b"e2", mangled, None)])
+    assert store.get(3, b"e2") is None and store.get(3, b"e3") is None
+    fold(store, admission, [_rec(admission, good, 2), Raw(3, 3, b"e1", mangled, None)])
+    assert _state(store, b"e1") == good and store.get(3, b"e3") is None and store.checkpoint(3)[0] == 4
+
+
 def test_restore_plans_read_only_what_the_store_lacks():
     now = START
     assert plan(0, 100, None, now).start == 0                               # never stored: all
