@@ -19,6 +19,7 @@ import time
 
 from quixstreams import Application, State, message_context
 from quixstreams.models.serializers import Deserializer, Serializer
+from quixstreams.models.topics.exceptions import TopicNotFoundError
 
 from processors.entitlements import decide_entitlement
 from processors.errors import InvalidRecord
@@ -142,7 +143,17 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=900, help="stop after this many seconds of processing")
     a = ap.parse_args()
     clock = {"n": 0, "first": None, "done": None}
-    app = build(Settings.from_env(namespace=a.namespace), a.events, a.state_dir, clock, a.timeout)
+    settings = Settings.from_env(namespace=a.namespace)
+    for attempt in range(3):
+        try:
+            app = build(settings, a.events, a.state_dir, clock, a.timeout)
+            break
+        except TopicNotFoundError:
+            # Quix creates its changelog topic and reads it back at once; on a loaded broker the
+            # new topic's metadata can lag the create, and the next attempt finds it.
+            if attempt == 2:
+                raise
+            time.sleep(2)
     app.run()
     stopped = time.monotonic()
     seconds = (clock["done"] - clock["first"]) if clock["done"] and clock["first"] else None
