@@ -47,13 +47,14 @@ class Admission:
         self.codec = codec
         self.policy = policy
 
-    def check(self, schema: str, value: bytes | None, key: bytes | None = None) -> Any:
+    def check(self, schema: str, value: bytes | None, key: bytes | None = None, *, keyed: bool = True) -> Any:
         """The valid record, or a Rejection saying why not. `key` is the Kafka key the value was
-        read with; for the schemas in KEYED it must be the record's key field."""
+        read with; for the schemas in KEYED it must be the record's key field (unless `keyed` is
+        False: a value whose key was checked before, see stored_state)."""
         try:
             record = self.codec.decode_obj(schema, value)
             VALIDATORS[schema](record, self.policy)
-            if schema in KEYED:
+            if keyed and schema in KEYED:
                 validate_key(record, key)
             return record
         except DecodeError as exc:
@@ -71,9 +72,5 @@ class Admission:
         """The valid entitlement state of a value read back from the store, or None. Its key was
         checked when it was stored (the store key is the Kafka key); only the value is checked
         again, since a restore stores a key's first value without validating it."""
-        try:
-            record = self.codec.decode_obj("entitlement_state", value)
-            VALIDATORS["entitlement_state"](record, self.policy)
-            return record
-        except (DecodeError, InvalidRecord):
-            return None
+        got = self.check("entitlement_state", value, keyed=False)
+        return None if isinstance(got, Rejection) else got

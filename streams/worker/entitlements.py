@@ -104,12 +104,11 @@ class EntitlementIntake:
         if isinstance(ent, Rejection):
             batch.fail(DeadLetter.of(source, key, value, ent))
             return
-        k = key                 # admitted: the key is the entitlement_id
-        prev = store.get(p, k, staged)
+        prev = store.get(p, key, staged)     # admitted: the key is the entitlement_id
         if prev is not None and layout.entitlement_header(prev)[2] > ent.updated_at:
             batch.outcomes[Intake.STALE] += 1   # newer state already stored: newer wins
             return
-        store.put(staged, p, k, layout.pack_entitlement(p, source.offset, ent, value), prev)
+        store.put(staged, p, key, layout.pack_entitlement(p, source.offset, ent, value), prev)
         decided = owed(self.admission.policy, self.feed.histories.values(), ent, source, batch)
         batch.outcomes[Intake.DECIDED if decided else Intake.STORED_NO_INCIDENT] += 1
 
