@@ -268,14 +268,19 @@ def ingest(ctx) -> dict:
         result.update(seconds=got["seconds"], events_per_s=ctx.n / got["seconds"])
         result["events_per_s_second_half"] = second_half_rate(peer.lines(), ctx.n, got)
         values, reached = read_remedies(ns.settings, want["remedies"], 120)
-        result["memory_kb"] = memory_kb(peer.pid)
-        result["agreement"] = agreement(ctx.codec, ctx.policy, values, ctx.ents, revisions)
-        say(f"  agreement: {describe(result['agreement'])}")
-        return result
+        return _judged(ctx, result, peer, values, ctx.ents, revisions)
     finally:
         if peer is not None:
             result["exit"] = peer.stop()
         ns.drop()
+
+
+def _judged(ctx, result: dict, peer: Peer, values, ents, revisions) -> dict:
+    """`result` with the peer's memory and its decisions checked against the inputs."""
+    result["memory_kb"] = memory_kb(peer.pid)
+    result["agreement"] = agreement(ctx.codec, ctx.policy, values, ents, revisions)
+    say(f"  agreement: {describe(result['agreement'])}")
+    return result
 
 
 def sweep(ctx) -> dict:
@@ -306,10 +311,7 @@ def sweep(ctx) -> dict:
         else:
             result["seconds"] = reached - t0
             result["entitlements_per_s"] = n / result["seconds"]
-        result["memory_kb"] = memory_kb(peer.pid)
-        result["agreement"] = agreement(ctx.codec, ctx.policy, values, ents, (opened, closed))
-        say(f"  agreement: {describe(result['agreement'])}")
-        return result
+        return _judged(ctx, result, peer, values, ents, (opened, closed))
     finally:
         if peer is not None:
             result["exit"] = peer.stop()

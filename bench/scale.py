@@ -24,11 +24,11 @@ from array import array
 
 from confluent_kafka import Consumer, TopicPartition
 
-from streams.kafka.topics import ENTITLEMENTS, OUTAGES
+from streams.kafka.topics import ENTITLEMENTS
 
 from . import data
 from .harness import Namespace, PhaseTimeout, Workers, memory_kb, publish, say, spawn, wait_for
-from .scenarios import Context, ns_partitions
+from .scenarios import Context, _windows, ns_partitions, swept
 
 SWEPT_SERVICES = ("melon",)     # sweep1s: the bench's usual mix, a sixth of it melon
 SCALE_SWEPT = ("kakaotv",)      # scale: 2% of the states belong to the service the window names
@@ -36,11 +36,6 @@ SWEPT_SHARE = 0.02
 CHUNK = 500_000
 RESTORED = re.compile(r"entitlement store restored in ([\d.]+) s: .*; (\d+) records read")
 PORT = re.compile(r"metrics http://[^\s:]+:(\d+)/metrics")
-
-
-def _windows(ctx: Context, ns: Namespace, *revisions) -> None:
-    publish(ns.settings, OUTAGES, [w.incident_id.encode() for w in revisions],
-            [ctx.codec.encode_obj("outage_window", w) for w in revisions])
 
 
 def _narrow(closed, services=SWEPT_SERVICES):
@@ -67,13 +62,7 @@ def selective_sweep(ctx: Context) -> dict:
         before = ns.ledger.size()
         expected = before + ents.outputs_earned(ctx.policy, (opened, closed))
         result["expected_outputs"] = expected - before
-        t0 = time.monotonic()
-        _windows(ctx, ns, closed)
-        try:
-            w = wait_for("remedies ledgered (one service)", ns.ledger.size, expected, ctx.timeout, workers.check)
-            result["seconds"] = w["done"] - t0
-        except PhaseTimeout as exc:
-            result.update(timed_out=str(exc), ledgered=exc.got["value"] - before)
+        result.update(swept(ctx, ns, workers, closed, before, expected, "remedies ledgered (one service)"))
         result["memory_kb"] = [memory_kb(p) for p in workers.pids]
         return result
     finally:
@@ -232,13 +221,11 @@ def scale(ctx: Context, n: int, out: dict | None = None) -> dict:
         per = data.outputs_per_profile(ctx.policy, (opened, closed))
         expected = before + sum(c * k for c, k in zip(counts, per))
         result["sweep_expected_outputs"] = expected - before
-        t0 = time.monotonic()
-        _windows(ctx, ns, closed)
-        try:
-            w = wait_for("remedies ledgered (scale sweep)", ns.ledger.size, expected, timeout, workers.check)
-            result["sweep_s"] = w["done"] - t0
-        except PhaseTimeout as exc:
-            result.update(sweep_timed_out=str(exc), ledgered=exc.got["value"] - before)
+        got = swept(ctx, ns, workers, closed, before, expected, "remedies ledgered (scale sweep)", timeout)
+        if "seconds" in got:
+            result["sweep_s"] = got["seconds"]
+        else:
+            result.update(sweep_timed_out=got["timed_out"], ledgered=got["ledgered"])
         result["memory_kb"] = memory_kb(proc.pid)
         return result
     finally:

@@ -41,6 +41,19 @@ def _windows(ctx: Context, ns: Namespace, *revisions) -> None:
             [ctx.codec.encode_obj("outage_window", w) for w in revisions])
 
 
+def swept(ctx: Context, ns: Namespace, workers: Workers, closed, before: int, expected: int,
+          what: str = "remedies ledgered", timeout: float | None = None) -> dict:
+    """Publish the CLOSED revision and wait until the ledger holds `expected` ids: {"seconds":
+    from the publish to the last output ledgered}, or {"timed_out": why, "ledgered": how many}."""
+    t0 = time.monotonic()
+    _windows(ctx, ns, closed)
+    try:
+        w = wait_for(what, ns.ledger.size, expected, timeout or ctx.timeout, workers.check)
+        return {"seconds": w["done"] - t0}
+    except PhaseTimeout as exc:
+        return {"timed_out": str(exc), "ledgered": exc.got["value"] - before}
+
+
 def _states(ctx: Context, ns: Namespace, ents: data.Entitlements | None = None) -> None:
     ents = ents or ctx.ents
     secs = publish(ns.settings, ENTITLEMENTS, ents.keys, ents.values)
@@ -178,14 +191,9 @@ def sweep(ctx: Context, n_workers: int, processes: int = 0) -> dict:
         if ctx.profile and n_workers == 1:
             prof = Profiler(workers.pids[0], ctx.results / f"{ctx.tag}-profile-{label}")
         say(f"  window CLOSED: expecting {expected - before:,} remedies and notices")
-        t0 = time.monotonic()
-        _windows(ctx, ns, closed)
-        try:
-            w = wait_for("remedies ledgered", ns.ledger.size, expected, ctx.timeout, workers.check)
-            result["seconds"] = w["done"] - t0
+        result.update(swept(ctx, ns, workers, closed, before, expected))
+        if "seconds" in result:
             result["entitlements_per_s"] = n / result["seconds"]
-        except PhaseTimeout as exc:
-            result.update(timed_out=str(exc), ledgered=exc.got["value"] - before)
         result["memory_kb"] = [memory_kb(p) for p in workers.pids]
         return result
     finally:
