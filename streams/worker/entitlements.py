@@ -29,7 +29,7 @@ from streams.worker.feed import IncidentFeed
 from streams.worker.gate import Gate
 from streams.worker.observe import Observer
 from streams.worker import store as layout
-from streams.worker.restore import Plan, fold, plan
+from streams.worker.restore import Plan, fold, plan, stored_wins
 from streams.worker.rocks import Staged, StateStore
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class EntitlementIntake:
             batch.fail(DeadLetter.of(source, key, value, ent))
             return
         prev = store.get(p, key, staged)     # admitted: the key is the entitlement_id
-        if prev is not None and layout.entitlement_header(prev)[2] > ent.updated_at:
+        if stored_wins(self.admission, prev, ent):
             batch.outcomes[Intake.STALE] += 1   # newer state already stored: newer wins
             return
         store.put(staged, p, key, layout.pack_entitlement(p, source.offset, ent, value), prev)

@@ -25,6 +25,8 @@ import logging
 from dataclasses import dataclass
 from typing import Sequence
 
+from processors.model import EntitlementState
+
 from streams.decide.admit import Admission
 from streams.errors import DecodeError
 from streams.kafka.reader import Raw
@@ -61,13 +63,23 @@ def plan(partition: int, committed: int, checkpoint: tuple[int, int, int] | None
     return Plan(partition, offset, committed, "tail" if offset < committed else "current")
 
 
+def stored_wins(admission: Admission, prev: bytes | None, ent: EntitlementState) -> bool:
+    """Whether the stored state `prev` keeps its place against `ent`: the newer `updated_at`
+    wins, and only a valid state can win. A restore stores a key's first value without
+    validating it; an invalid one must neither replace nor hold off a valid state, as the batch
+    evaluator never sees it. The stored value is decoded only when it is the newer one."""
+    return prev is not None and layout.entitlement_header(prev)[2] > ent.updated_at and \
+        admission.stored_state(layout.entitlement_raw(prev)) is not None
+
+
 def fold(store: StateStore, admission: Admission, messages: Sequence[Raw]) -> int:
     """Fold a chunk of records (offset order per partition) into the store in one write
     batch, with each partition's checkpoint after its last record; returns records read.
 
     A key met once is stored from its plain Avro value (class, validity, updated_at) if the
-    value's entitlement_id is its key, not validated further: it was checked (and dead-lettered if invalid) when first consumed, and a sweep
-    validates what it decides. A key met again is settled as the live path would have."""
+    value's entitlement_id is its key, not validated further: it was checked (and dead-lettered
+    if invalid) when first consumed, and a sweep validates what it decides. A key met again is
+    settled as the live path settles it (`stored_wins`)."""
     staged = store.stage()
     last: dict[int, int] = {}
     keyed = [m for m in messages if m.key is not None]
@@ -93,8 +105,7 @@ def fold(store: StateStore, admission: Admission, messages: Sequence[Raw]) -> in
             ent = admission.valid("entitlement_state", value, key)
             if ent is None:
                 continue
-            if layout.entitlement_header(prev)[2] > ent.updated_at and \
-                    admission.stored_state(layout.entitlement_raw(prev)) is not None:
+            if stored_wins(admission, prev, ent):
                 continue
             blob = layout.pack_entitlement(p, m.offset, ent, value)
         store.put(staged, p, key, blob, prev)

@@ -13,7 +13,7 @@ from streams.kafka.reader import Raw
 from streams.settings import ROOT
 from streams.wire.codec import Codec
 from streams.worker import store as layout
-from streams.worker.restore import TAIL_TRUSTED_MS, fold, plan
+from streams.worker.restore import TAIL_TRUSTED_MS, fold, plan, stored_wins
 from streams.worker.rocks import StateStore
 from tests.factories import DAY, HOUR, START, ent, reference, window
 
@@ -140,6 +140,21 @@ def test_an_invalid_record_never_replaces_a_valid_one_and_a_keyless_one_is_ignor
     fold(store, admission, [_rec(admission, good, 1), _rec(admission, bad, 2), Raw(3, 3, b"e1", b"not avro", None),
                             Raw(3, 4, None, b"x", None)])
     assert _state(store, b"e1") == good and store.checkpoint(3)[0] == 5
+
+
+def test_only_a_valid_newer_stored_state_holds_off_an_arriving_one(store, admission):
+    """The live path and the restore settle a key by the same rule: an invalid state a restore
+    stored undecoded (say, updated in the year 2300) does not make a valid one stale."""
+    valid = ent(entitlement_id="e1")
+    newer = dataclasses.replace(valid, updated_at=valid.updated_at + 60_000)
+    absurd = dataclasses.replace(valid, updated_at=valid.updated_at + 60_000, price_krw=-5)
+    fold(store, admission, [_rec(admission, absurd, 1)])          # first of its key: stored as it is
+    assert store.get(3, b"e1") is not None
+    assert not stored_wins(admission, store.get(3, b"e1"), valid)
+    assert not stored_wins(admission, None, valid)
+    fold(store, admission, [_rec(admission, newer, 2)])
+    assert stored_wins(admission, store.get(3, b"e1"), valid)
+    assert not stored_wins(admission, store.get(3, b"e1"), newer)    # equal: the later record wins
 
 
 def test_a_state_keyed_by_another_id_is_never_stored_first_or_later(store, admission):
