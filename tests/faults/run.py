@@ -156,15 +156,20 @@ class FaultRun:
             return all(got[p] >= end for p, end in ends.items())
         return bool(self._retrying(done, timeout))
 
-    def produced(self, logical: str = ACTIONS) -> int:
+    def produced(self, logical: str = ACTIONS, reader: PartitionReader | None = None) -> int:
         """Records on an output topic (uncommitted ones included): to catch a sweep mid-way."""
-        with PartitionReader(self.settings) as reader:
-            return sum(s.end - s.start for s in reader.whole(self.settings.topic(logical)))
+        if reader is None:
+            with PartitionReader(self.settings) as reader:
+                return self.produced(logical, reader)
+        return sum(s.end - s.start for s in reader.whole(self.settings.topic(logical)))
 
     def mid_sweep(self, timeout: float = PACE_S) -> int:
         """Wait until the sweep has published its first remedies; how many are out then (the
-        test asserts fewer than the evaluator's, i.e. that its fault lands mid-sweep)."""
-        n = self._retrying(lambda: (n := self.produced()) > 0 and n, timeout, every=0.02) or 0
+        test asserts fewer than the evaluator's, i.e. that its fault lands mid-sweep). One
+        reader serves every look: a new client per look took longer than a quiet machine's
+        sweep of the scenario, and the first look then found it done."""
+        with PartitionReader(self.settings) as reader:
+            n = self._retrying(lambda: (n := self.produced(reader=reader)) > 0 and n, timeout, every=0.02) or 0
         self.note(f"{n:,} remedies on the topic")
         return n
 
