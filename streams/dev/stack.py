@@ -27,6 +27,7 @@ CONTROLLER_PORT = 9093
 SECURE_PORT = 9094         # SASL_SSL, ACLs enforced (streams/dev/secure.py)
 MTLS_PORT = 9095           # SSL with client certificates, the same ACLs
 REDIS_PORT = 6390
+LOAD_TIMEOUT_S = 600       # how long a started Redis may take to read its AOF back
 
 
 # --------------------------------------------------------------------------------------- Kafka
@@ -249,6 +250,10 @@ def install_redis(say: Callable[[str], None]) -> str:
     return exe
 
 
+def _megabytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.glob("*") if f.is_file()) // 1_000_000 if folder.is_dir() else 0
+
+
 class RedisServer:
     """A redis-server with AOF persistence in its own folder; the dev stack and tests use it.
 
@@ -266,11 +271,19 @@ class RedisServer:
         self.log = home / "redis.log"
 
     def answers(self) -> bool:
+        return self.state() == "up"
+
+    def state(self) -> str:
+        """"up"; "loading" (it is reading its append-only file back and answers every command
+        with LOADING until it has); or "down"."""
         import redis
         try:
-            return bool(redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1, **self.client).ping())
+            redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1, **self.client).ping()
+            return "up"
+        except redis.exceptions.BusyLoadingError:
+            return "loading"
         except Exception:
-            return False
+            return "down"
 
     def status(self) -> ServiceStatus:
         pid = _read_pid(self.pid_file)
@@ -303,7 +316,13 @@ class RedisServer:
                 "--daemonize", "no", "--protected-mode", "yes", "--logfile", str(self.log), *self.server_args]
         pid = _spawn(argv, self.home / "redis.out", self.home, self.tied)
         self.pid_file.write_text(str(pid))
-        if not _wait(self.answers, 20, lambda: _alive(pid)):
+        started = _wait(lambda: self.state() != "down", 20, lambda: _alive(pid))
+        if started and self.state() == "loading":
+            # a ledger of a million entitlements is about 1 GB of AOF: reading it back takes
+            # longer than starting does, and the server says so rather than being down
+            say(f"redis: loading its data ({_megabytes(self.home / 'appendonlydir')} MB of AOF) ...")
+            started = _wait(self.answers, LOAD_TIMEOUT_S, lambda: _alive(pid))
+        if not started:
             raise StackError("redis: the server did not answer PING. Last lines of its log:\n"
                              + _tail(self.log) + "\n" + _tail(self.home / "redis.out", 10))
         say(f"redis: up (pid {pid}, 127.0.0.1:{self.port}, AOF on) in {time.monotonic() - t0:.1f} s")
