@@ -7,6 +7,7 @@ summary lists the top functions by own time (the sampled frame itself) and by in
 """
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -34,7 +35,7 @@ class Profiler:
             say("  py-spy not installed: no profile")
             return
         self.proc = spawn([exe, "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking",
-                           "--nolineno", "--format", "raw", "-o", str(self.folded)], out.with_suffix(".py-spy.log"))
+                           "--nolineno", "--format", "raw", "-o", shown(self.folded)], out.with_suffix(".py-spy.log"))
 
     def stop(self, title: str) -> Path | None:
         if self.proc is None:
@@ -52,6 +53,13 @@ class Profiler:
         text = summarize(self.folded.read_text(), title)
         self.out.with_suffix(".txt").write_text(text)
         return self.out.with_suffix(".txt")
+
+
+def shown(path: Path) -> str:
+    """`path` relative to the working directory (the repo root, where `make bench` runs) when it
+    is under it: py-spy's log and the results JSON are committed, and name no machine's folders."""
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("..") else rel
 
 
 def _frame_name(frame: str) -> str:

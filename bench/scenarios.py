@@ -16,7 +16,7 @@ from streams.kafka.topics import ENTITLEMENTS, OUTAGES, admin_client
 
 from . import data
 from .harness import Namespace, PhaseTimeout, Workers, memory_kb, publish, say, spawn, terminate, wait_for
-from .profile import Profiler
+from .profile import Profiler, shown
 
 
 @dataclass
@@ -211,4 +211,4 @@ def ns_partitions(ns: Namespace) -> int:
 
 
 def _keep(path: Path | None) -> str | None:
-    return str(path) if path else None
+    return shown(path) if path else None
