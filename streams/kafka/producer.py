@@ -133,8 +133,14 @@ class Producer:
         self._poller.start()
 
     def _poll(self) -> None:
+        # Every batch in flight is settled by this thread: if it died (poll() re-raises what a
+        # callback raised), each later batch would wait for its delivery reports forever.
         while not self._stop.is_set():
-            self._p.poll(0.05)
+            try:
+                self._p.poll(0.05)
+            except Exception:
+                log.exception("producer poll: a delivery or error callback failed; polling on")
+                time.sleep(0.05)
 
     def list_topics(self, topic: str | None = None, timeout: float = 10) -> Any:
         return self._p.list_topics(topic, timeout=timeout)

@@ -75,3 +75,24 @@ def test_too_large_not_authorised_and_unknown_topic_are_permanent():
 def test_a_fatal_error_is_permanent():
     assert is_permanent(KafkaError(KafkaError._FENCED, fatal=True))
     assert not is_permanent(KafkaError(KafkaError._TRANSPORT))
+
+
+def test_a_callback_that_raises_does_not_stop_the_poll_thread(caplog):
+    """poll() re-raises what a delivery callback raised; the thread that settles every batch
+    logs it and polls on, so the next batch still gets its delivery reports (here: timed out,
+    nothing listens on the port) instead of waiting for them forever."""
+    import pytest
+    from streams.kafka.producer import Producer
+    from streams.settings import Settings
+
+    p = Producer(Settings(bootstrap="127.0.0.1:1", schema_registry_url=""), **{"message.timeout.ms": 300})
+    try:
+        def boom(err, msg):
+            raise RuntimeError("a callback's bug")
+        p._p.produce("t", b"v", b"k", on_delivery=boom)
+        with pytest.raises(RetriableProduceError, match="_MSG_TIMED_OUT"):
+            p.send_batch_sync(_records(2), timeout=20)
+        assert p._poller.is_alive()
+        assert "a delivery or error callback failed" in caplog.text
+    finally:
+        p._stop.set()
