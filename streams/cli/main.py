@@ -37,8 +37,8 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
     from streams.wire.framing import register_schemas
     create_topics(settings)
     register_schemas(settings)
-    if args.acls:
-        from streams.kafka.acls import create_acls, default_roles_file, load_roles
+    if args.acls or args.prune_acls:
+        from streams.kafka.acls import acl_drift, create_acls, default_roles_file, load_roles, prune_acls, shown
         principals = {}
         for item in args.principal or ():
             role, sep, principal = item.partition("=")
@@ -46,8 +46,21 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"makegood: --principal {item!r}: expected ROLE=User:name", file=sys.stderr)
                 return 2
             principals[role] = principal
-        roles = load_roles(args.roles or default_roles_file(settings), settings.topics_file, principals)
+        roles_file = args.roles or default_roles_file(settings)
+        roles = load_roles(roles_file, settings.topics_file, principals)
         create_acls(settings, roles)
+        drift = acl_drift(settings, roles, settings.topics_file)
+        if drift.stale and args.prune_acls:
+            prune_acls(settings, drift.stale)
+            for b in drift.stale:
+                print(f"acls: removed {shown(b)} (not in {roles_file.name})")
+        elif drift.stale:
+            print(f"acls: {len(drift.stale)} ACL(s) on makegood's names are not in {roles_file.name}; "
+                  f"`makegood topics create --prune-acls` removes them:", file=sys.stderr)
+            for b in drift.stale:
+                print(f"acls:   {shown(b)}", file=sys.stderr)
+        for b in drift.wider:
+            print(f"acls: left alone, wider than makegood's names (check it is meant): {shown(b)}", file=sys.stderr)
     return 0
 
 
@@ -93,10 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     dev.set_defaults(func=_dev)
     topics = command(sub, "topics", help="create every topic of deploy/topics.yaml and register its schema (idempotent)",
                      examples=["makegood topics create",
-                               "MAKEGOOD_NAMESPACE=test1 makegood topics create   # topics prefixed test1."])
+                               "MAKEGOOD_NAMESPACE=test1 makegood topics create   # topics prefixed test1.",
+                               "makegood topics create --acls        # and the roles' ACLs; lists ACLs the file does not grant",
+                               "makegood topics create --prune-acls  # and removes those"])
     topics.add_argument("action", choices=["create"])
     topics.add_argument("--acls", action="store_true",
                         help="also create the ACLs of every role in the roles file (needs an admin principal)")
+    topics.add_argument("--prune-acls", action="store_true",
+                        help="--acls, and remove the ALLOW ACLs on makegood's topics, groups and transactional "
+                             "ids that the roles file does not grant (they are listed either way)")
     topics.add_argument("--roles", type=Path, help="roles file (default: deploy/acls.yaml)")
     topics.add_argument("--principal", action="append", metavar="ROLE=User:NAME",
                         help="grant a role to this principal instead of the roles file's (repeatable)")

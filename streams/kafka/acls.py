@@ -1,6 +1,10 @@
 """Roles and their Kafka ACLs (deploy/acls.yaml), created on a cluster by
 `makegood topics create --acls` and by `makegood dev up` for its local users.
 
+The file is the whole truth about makegood's names: `--acls` also lists the ALLOW ACLs on
+them that it does not grant (a role's grant since dropped from the file, another principal
+writing a remedy topic), and `--prune-acls` removes them (`Drift`).
+
 A role lists topics it may read or write, and the prefixes of the consumer groups and
 transactional ids it may use; every name is taken under the settings' namespace, so a
 namespaced deployment (and every test) gets ACLs on exactly its own topics. Creating an ACL
@@ -10,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import yaml
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
@@ -21,6 +25,8 @@ from streams.kafka.topics import admin_client, load_topic_specs
 from streams.settings import Settings
 
 _KEYS = {"principal", "read", "write", "groups", "transactional_ids"}
+_ANY = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                        AclOperation.ANY, AclPermissionType.ANY)
 
 
 @dataclass(frozen=True)
@@ -118,16 +124,86 @@ def _wait_visible(admin, wanted: list[AclBinding], timeout: float = 30.0) -> Non
     for a moment on the local broker): wait until the broker describes every one."""
     import time
     deadline = time.monotonic() + timeout
-    any_acl = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
-                               AclOperation.ANY, AclPermissionType.ANY)
     while True:
-        present = set(admin.describe_acls(any_acl, request_timeout=10).result())
+        present = set(admin.describe_acls(_ANY, request_timeout=10).result())
         missing = [b for b in wanted if b not in present]
         if not missing:
             return
         if time.monotonic() > deadline:
             raise TopicError(f"acls: created but {len(missing)} not visible after {timeout:.0f} s")
         time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """ALLOW ACLs on the cluster that the roles file does not grant, on makegood's names.
+
+    stale: on exactly makegood's names (a declared topic, a name under a role's group or
+    transactional-id prefix): a role's grant the file has since dropped, or a principal the
+    file does not know at all (someone else writing billing's topic). `--prune-acls` removes them.
+    wider: a prefixed or wildcard ACL that reaches makegood's topics, groups or ids among
+    others': reported, never removed, since it is not makegood's alone to take away."""
+    stale: tuple[AclBinding, ...] = ()
+    wider: tuple[AclBinding, ...] = ()
+
+
+def classify(settings: Settings, roles: Mapping[str, Role], topics: Iterable[str],
+             present: Iterable[AclBinding]) -> Drift:
+    """The drift among `present` (every ACL the cluster describes) from `roles` and the
+    declared `topics` (logical names), under the settings' namespace."""
+    wanted = set(bindings(settings, roles))
+    ours = {ResourceType.TOPIC: {settings.topic(t) for t in topics}}
+    prefixes = {ResourceType.GROUP: {settings.topic(g) for r in roles.values() for g in r.groups},
+                ResourceType.TRANSACTIONAL_ID: {settings.topic(t) for r in roles.values()
+                                                for t in r.transactional_ids}}
+    stale, wider = [], []
+    for b in present:
+        if b in wanted or b.permission_type is not AclPermissionType.ALLOW:
+            continue
+        if b.restype is ResourceType.TOPIC:
+            names = ours[ResourceType.TOPIC]
+            exact = b.resource_pattern_type is ResourcePatternType.LITERAL and b.name in names
+            reaches = b.name == "*" or (b.resource_pattern_type is ResourcePatternType.PREFIXED
+                                        and any(t.startswith(b.name) for t in names))
+        elif b.restype in prefixes:
+            mine = prefixes[b.restype]
+            exact = b.name != "*" and any(b.name.startswith(p) for p in mine)
+            reaches = b.name == "*" or (b.resource_pattern_type is ResourcePatternType.PREFIXED
+                                        and any(p.startswith(b.name) for p in mine))
+        else:
+            continue
+        if exact:
+            stale.append(b)
+        elif reaches:
+            wider.append(b)
+    return Drift(tuple(sorted(stale, key=shown)), tuple(sorted(wider, key=shown)))
+
+
+def shown(b: AclBinding) -> str:
+    """`User:x WRITE on topic remedy.actions.v1` (a prefixed pattern ends in `*`)."""
+    star = "*" if b.resource_pattern_type is ResourcePatternType.PREFIXED else ""
+    return (f"{b.principal} {b.operation.name} on {b.restype.name.lower().replace('_', '-')} {b.name}{star}"
+            + ("" if b.host == "*" else f" from {b.host}"))
+
+
+def acl_drift(settings: Settings, roles: Mapping[str, Role], topics_file: Path) -> Drift:
+    """classify() against every ACL the cluster holds (the settings' principal must be allowed
+    to describe them: an admin)."""
+    admin = admin_client(settings)
+    present = admin.describe_acls(_ANY, request_timeout=30).result()
+    return classify(settings, roles, load_topic_specs(topics_file), present)
+
+
+def prune_acls(settings: Settings, stale: Iterable[AclBinding]) -> int:
+    """Delete exactly these bindings; returns how many the broker deleted."""
+    filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host,
+                                b.operation, b.permission_type) for b in stale]
+    if not filters:
+        return 0
+    deleted = 0
+    for fut in admin_client(settings).delete_acls(filters, request_timeout=30).values():
+        deleted += len(fut.result())
+    return deleted
 
 
 def delete_acls(settings: Settings, roles: Mapping[str, Role]) -> None:

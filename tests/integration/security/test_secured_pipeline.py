@@ -144,3 +144,46 @@ def test_mutual_tls_clients_are_the_role_their_certificate_names(secured):
     anonymous = replace(worker, kafka_security=replace(worker.kafka_security, ssl_cert_file=None, ssl_key_file=None))
     line = _one_line(cli(anonymous, "topics", "create"))
     assert "TLS with Kafka at" in line and "client certificate" in line, line
+
+
+def test_acls_the_roles_file_does_not_grant_are_listed_and_pruned(secured):
+    """Someone let billing write the remedy topic (and granted a prefix wider than makegood's):
+    `--acls` lists both, `--prune-acls` takes billing's write away again and leaves the wider
+    ACL, which is not makegood's alone, for a person to look at."""
+    import time
+    from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
+    from streams.kafka.acls import _wait_visible, prune_acls
+    from streams.kafka.topics import admin_client
+    ns = secured.plain.namespace
+    stray = AclBinding(ResourceType.TOPIC, f"{ns}.{ACTIONS}", ResourcePatternType.LITERAL, "User:billing", "*",
+                       AclOperation.WRITE, AclPermissionType.ALLOW)
+    wide = AclBinding(ResourceType.TOPIC, f"{ns}.remedy.", ResourcePatternType.PREFIXED, "User:mallory", "*",
+                      AclOperation.WRITE, AclPermissionType.ALLOW)
+    admin = admin_client(secured.plain)
+    try:
+        for fut in admin.create_acls([stray, wide], request_timeout=30).values():
+            fut.result()
+        _wait_visible(admin, [stray, wide])
+        assert _send(secured.billing, ACTIONS) is None             # the hole is real
+
+        listed = cli(secured.admin, "topics", "create", "--acls")
+        assert listed.returncode == 0, listed.stderr
+        assert "1 ACL(s) on makegood's names are not in acls.yaml" in listed.stderr, listed.stderr
+        assert f"User:billing WRITE on topic {ns}.{ACTIONS}" in listed.stderr
+        assert f"left alone, wider than makegood's names (check it is meant): User:mallory WRITE on topic {ns}.remedy.*" \
+            in listed.stderr
+
+        pruned = cli(secured.admin, "topics", "create", "--prune-acls")
+        assert pruned.returncode == 0, pruned.stderr
+        assert f"acls: removed User:billing WRITE on topic {ns}.{ACTIONS} (not in acls.yaml)" in pruned.stdout
+        assert "User:mallory" in pruned.stderr and "removed User:mallory" not in pruned.stdout
+        deadline = time.monotonic() + 30
+        while _send(secured.billing, ACTIONS) is None and time.monotonic() < deadline:
+            time.sleep(1)                                           # the broker applies the deletion
+        assert _send(secured.billing, ACTIONS) == "TOPIC_AUTHORIZATION_FAILED"
+
+        again = cli(secured.admin, "topics", "create", "--acls")
+        assert again.returncode == 0 and "not in acls.yaml" not in again.stderr, again.stderr
+        assert _send(secured.worker, ACTIONS) is None              # the roles' own grants are untouched
+    finally:
+        prune_acls(secured.plain, [stray, wide])

@@ -78,3 +78,37 @@ def test_the_production_job_uses_the_production_profile_and_creates_the_acls():
     assert job["command"] == ["makegood", "topics", "create", "--acls"]
     assert Path(config["MAKEGOOD_KAFKA_SASL_PASSWORD_FILE"]).parent.as_posix() in {
         m["mountPath"] for m in job["volumeMounts"]}
+
+
+def _allow(restype, name, principal, op, pattern=ResourcePatternType.LITERAL):
+    from confluent_kafka.admin import AclBinding, AclPermissionType
+    return AclBinding(restype, name, pattern, principal, "*", op, AclPermissionType.ALLOW)
+
+
+def test_drift_is_what_the_roles_file_does_not_grant_on_makegoods_names():
+    from confluent_kafka.admin import AclBinding, AclPermissionType
+    from streams.kafka.acls import classify, shown
+    s = Settings.from_env({}, namespace="prod")
+    roles = load_roles(ROLES, TOPICS)
+    topics = load_topic_specs(TOPICS)
+    T, G, X, W, R = (ResourceType.TOPIC, ResourceType.GROUP, ResourceType.TRANSACTIONAL_ID,
+                     AclOperation.WRITE, AclOperation.READ)
+    pre = ResourcePatternType.PREFIXED
+    granted = bindings(s, roles)
+    billing_writes = _allow(T, "prod.remedy.actions.v1", "User:billing", W)      # dropped from the file
+    stranger = _allow(T, "prod.remedy.actions.v1", "User:mallory", W)             # never in it
+    stranger_group = _allow(G, "prod.makegood.entitlements", "User:mallory", R)
+    stranger_txn = _allow(X, "prod.makegood.", "User:mallory", W, pre)
+    wide = _allow(T, "prod.remedy.", "User:mallory", W, pre)                     # reaches ours and others'
+    wildcard = _allow(T, "*", "User:ops", R)
+    elsewhere = [_allow(T, "prod.other-app.events", "User:mallory", W),          # not makegood's
+                 _allow(T, "staging.remedy.actions.v1", "User:mallory", W),      # another namespace
+                 _allow(G, "billing-reports", "User:billing", R)]
+    deny = AclBinding(T, "prod.remedy.actions.v1", ResourcePatternType.LITERAL, "User:mallory", "*", W,
+                      AclPermissionType.DENY)
+    drift = classify(s, roles, topics, granted + [billing_writes, stranger, stranger_group, stranger_txn,
+                                                  wide, wildcard, deny] + elsewhere)
+    assert set(drift.stale) == {billing_writes, stranger, stranger_group, stranger_txn}
+    assert set(drift.wider) == {wide, wildcard}
+    assert classify(s, roles, topics, granted) == type(drift)()       # exactly the file: no drift
+    assert shown(stranger_txn) == "User:mallory WRITE on transactional-id prod.makegood.*"
