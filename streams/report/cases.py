@@ -2,17 +2,20 @@
 
 Pure functions over decoded records, shared by `makegood status` and `makegood report`.
 
-A review case is *open* until a reviewer's decision pays on it: a remedy on its case
-(subject_id == case_id) whose source is a record of remedy.review-decisions.v1 (a decision's
-remedy carries its lineage). Tier payouts on the same case, before or after, do not close it.
-A DENY pays nothing, so it is not seen here: the case stays listed as open.
+A review case is *open* until a reviewer's decision answers it:
+- one that pays leaves a remedy on its case (subject_id == case_id) whose source is a record of
+  remedy.review-decisions.v1 (a decision's remedy carries its lineage);
+- every decision, a DENY included, sends its reporter one REVIEW_DECIDED notice about the
+  case's latest report (processors.decisions), so a case is answered when such a notice names
+  one of its reports.
+Tier payouts on the same case, before or after, do not close it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable, Protocol, Sequence
 
-from processors.model import Action, RemedyAction, SubjectKind
+from processors.model import Action, NoticeKind, RemedyAction, SubjectKind, UserNotice
 
 REVIEW_DECISIONS = "remedy.review-decisions.v1"   # the reviewers' input topic (issue #16)
 
@@ -20,6 +23,8 @@ REVIEW_DECISIONS = "remedy.review-decisions.v1"   # the reviewers' input topic (
 class ReviewLike(Protocol):
     review_id: str
     case_id: str
+    reporter_id: str
+    report_ids: tuple[str, ...]
     decided_at: int
 
 
@@ -32,10 +37,18 @@ def decided_cases(remedies: Iterable[RemedyAction]) -> set[str]:
     return {r.subject_id for r in remedies if is_decision(r)}
 
 
-def open_reviews(reviews: Iterable[ReviewLike], remedies: Iterable[RemedyAction]) -> list:
+def answered_cases(reviews: Iterable[ReviewLike], notices: Iterable[UserNotice]) -> set[str]:
+    """Cases a reviewer's decision answered, paying or not (see the module doc)."""
+    told = {(n.user_id, n.report_id) for n in notices if n.kind is NoticeKind.REVIEW_DECIDED}
+    return {v.case_id for v in reviews
+            if any((v.reporter_id, rid) in told for rid in (*v.report_ids, v.case_id))}
+
+
+def open_reviews(reviews: Iterable[ReviewLike], remedies: Iterable[RemedyAction],
+                 notices: Iterable[UserNotice] = ()) -> list:
     """The reviews not yet decided (see the module doc), one per review id, oldest first."""
-    decided = decided_cases(remedies)
     distinct = {v.review_id: v for v in reviews}
+    decided = decided_cases(remedies) | answered_cases(distinct.values(), notices)
     return sorted((v for v in distinct.values() if v.case_id not in decided),
                   key=lambda v: (v.decided_at, v.review_id))
 

@@ -48,6 +48,8 @@ class ReviewView:
     case_id: str = ""
     claimed_loss_krw: int | None = None
     decided_at: int = 0
+    reporter_id: str = ""
+    report_ids: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------------------------ the report
@@ -253,7 +255,8 @@ def aggregate(incident_id: str,
     mine_v = list({v.review_id: v for v in reviews if v.incident_id == incident_id}.values())
     review_ids: dict[str, ReviewReason] = {v.review_id: v.reason for v in mine_v}
     info = _incident(incident_id, [w for w, _ in mine_w])
-    notice_ids: dict[str, str] = {n.notice_id: n.kind.value for n in notices if n.incident_id == incident_id}
+    mine_n = [n for n in notices if n.incident_id == incident_id]
+    notice_ids: dict[str, str] = {n.notice_id: n.kind.value for n in mine_n}
     return IncidentReport(
         incident=info,
         remedies=_remedy_rows(distinct),
@@ -264,7 +267,7 @@ def aggregate(incident_id: str,
         timing=_timing(mine_w, mine_r),
         outcomes=tuple((t, tuple(sorted((outcomes or {}).get(t, {}).items()))) for t in INPUT_TOPICS),
         notes=tuple(notes), timezone=timezone, per_case=tuple(money_per_case(distinct)),
-        exposure=exposure(mine_v, distinct), extensions=extension_values(distinct, prices or {}),
+        exposure=exposure(mine_v, distinct, mine_n), extensions=extension_values(distinct, prices or {}),
         events=event_timing(info.started_at, info.ended_at, distinct))
 
 
@@ -325,7 +328,8 @@ def collect(settings: Settings, codec: Codec, incident_id: str, *, idle: float =
             elif logical == REVIEWS:
                 d = reviews_codec.decode("review_case", value)
                 reviews.append(ReviewView(d["review_id"], d["incident_id"], ReviewReason[d["reason"]],
-                                          d["case_id"], d["claimed_loss_krw"], d["decided_at"]))
+                                          d["case_id"], d["claimed_loss_krw"], d["decided_at"],
+                                          d["reporter_id"], tuple(d["report_ids"])))
             elif logical == NOTICES:
                 n = codec.decode_obj("user_notice", value)
                 if n.incident_id == incident_id:

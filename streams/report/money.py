@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 
 from processors.model import Action, RemedyAction, SubjectKind
 
-from streams.report.cases import decided_cases, is_decision, open_reviews
+from streams.report.cases import answered_cases, decided_cases, is_decision, open_reviews
 
 HOUR_MS = 3_600_000
 
@@ -35,8 +35,8 @@ class Exposure:
     open_cases: int
     open_claimed_won: int
     open_unstated: int      # open cases whose reporter stated no loss
-    decided_cases: int      # review cases closed by a remedy on the case
-    decided_won: int        # what those remedies paid (net of reversals)
+    decided_cases: int      # review cases a reviewer's decision answered (paid or denied)
+    decided_won: int        # what decisions paid on them (net of reversals)
 
 
 @dataclass(frozen=True)
@@ -64,14 +64,17 @@ def extension_values(remedies: Sequence[RemedyAction],
     return tuple(ExtensionValue(s, *v) for s, v in sorted(acc.items(), key=lambda kv: -kv[1][2]))
 
 
-def exposure(reviews: Sequence, remedies: Sequence[RemedyAction]) -> Exposure:
-    """`reviews` carry review_id, case_id and claimed_loss_krw (a ReviewCase does)."""
+def exposure(reviews: Sequence, remedies: Sequence[RemedyAction], notices: Sequence = ()) -> Exposure:
+    """`reviews` carry review_id, case_id, reporter_id, report_ids and claimed_loss_krw (a
+    ReviewCase does); `notices` the REVIEW_DECIDED notices that answer a case without pay."""
     distinct = list({v.review_id: v for v in reviews}.values())
-    still = open_reviews(distinct, remedies)
-    decided = {v.case_id for v in distinct} & decided_cases(remedies)
+    still = open_reviews(distinct, remedies, notices)
+    cases = {v.case_id for v in distinct}
+    paid = cases & decided_cases(remedies)
     won = sum((-(r.amount_krw or 0) if r.action is Action.REVERSAL else (r.amount_krw or 0))
-              for r in remedies if r.subject_kind is SubjectKind.REPORT and r.subject_id in decided
+              for r in remedies if r.subject_kind is SubjectKind.REPORT and r.subject_id in paid
               and (is_decision(r) or r.action is Action.REVERSAL))
+    decided = paid | answered_cases(distinct, notices)
     return Exposure(len(still), sum(v.claimed_loss_krw or 0 for v in still),
                     sum(1 for v in still if v.claimed_loss_krw is None), len(decided), won)
 

@@ -17,6 +17,7 @@ from streams.settings import ROOT
 from streams.wire.codec import Codec, SchemaRegistry
 from tests.integration import kit
 from streams.kafka.topics import admin_client
+from tests.integration.cli.test_cli_io import run
 from tests.integration.conftest import read_topic
 
 DECISIONS = "remedy.review-decisions.v1"
@@ -121,6 +122,12 @@ def test_digests_and_review_decisions_match_the_evaluator(settings, codec, worke
             assert all(rid in n.message for rid in n.remedy_ids)
     decided_notices = [n for n in notices if n.kind is NoticeKind.REVIEW_DECIDED]
     assert len(decided_notices) == 5     # first, top-up, unchanged, b approved, c denied
+    # support sees the denied case decided, not waiting for a review (it paid nothing)
+    for case in (a, c):
+        status = run(settings, "status", case.reporter_id, "--json")
+        assert status.returncode == 0, status.stderr
+        states = {x["case_id"]: x["state"] for x in json.loads(status.stdout)["review_cases"]}
+        assert states[case.case_id] == "decided", (case.case_id, states)
     # a report record from before #16 was answered in the policy's language (Korean)
     old_ids = {r.report_id for r in reports if r.locale is None}
     assert all(n.locale == "ko" for n in notices if n.report_id in old_ids and n.kind is not NoticeKind.REVIEW_DECIDED)
