@@ -119,6 +119,6 @@ def decide_review(policy: Policy, case: CaseState | None, d: ReviewDecision,
         source=source,
         given=[(r, total) for r in remedies],
         section="review",
-        nid=ids.notice_id("review-decision", state.case_id, n),
+        nid=ids.decision_notice_id(state.case_id, n),
     )
     return Decision(remedies=remedies, notices=(notice,), outcome=outcome), state

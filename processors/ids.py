@@ -54,3 +54,8 @@ def review_id(case_id: str, reason: str) -> str:
 def notice_id(*parts: object) -> str:
     """Id of a user notice; callers pass e.g. ("remedy", remedy_id) or ("report", report_id)."""
     return _make(*parts)
+
+
+def decision_notice_id(case_id: str, n: int) -> str:
+    """Id of the notice of the `n`-th distinct decision applied to a case (0: the first)."""
+    return notice_id("review-decision", case_id, n)

@@ -6,8 +6,8 @@ Three sources, none of them a worker's state:
   (streams/kafka/partition.py computes it as the producers place it);
 - review cases: remedy.reviews.v1, decoded without the report text and contacts (the reader
   schema leaves them out), matched on reporter_id. A case is open until a reviewer's decision
-  answers it: a remedy paid on it, or a REVIEW_DECIDED notice (a DENY pays nothing) about one
-  of its reports (streams/report/cases.py).
+  answers it: a remedy paid on it, or the REVIEW_DECIDED notice of its first decision (a DENY
+  pays nothing) (streams/report/cases.py).
 
 Totals are net won (credits and payouts less reversals) and days of service time (extended and
 granted hours / 24). A user with none of the three exits 1 with one line on standard error.
@@ -49,8 +49,6 @@ class CaseView:
     reason: ReviewReason
     claimed_loss_krw: int | None
     decided_at: int
-    reporter_id: str = ""
-    report_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -122,8 +120,7 @@ def _cases(reader: PartitionReader, settings: Settings, codec: Codec, user_id: s
         if d["reporter_id"] == user_id and d["review_id"] not in seen:
             seen.add(d["review_id"])
             view.cases.append(CaseView(d["review_id"], d["case_id"], d["incident_id"], d["service"],
-                                       ReviewReason[d["reason"]], d["claimed_loss_krw"], d["decided_at"],
-                                       d["reporter_id"], tuple(d["report_ids"])))
+                                       ReviewReason[d["reason"]], d["claimed_loss_krw"], d["decided_at"]))
 
 
 def load_user(settings: Settings, codec: Codec, user_id: str) -> UserView:

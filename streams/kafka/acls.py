@@ -200,8 +200,9 @@ def prune_acls(settings: Settings, stale: Iterable[AclBinding]) -> int:
                                 b.operation, b.permission_type) for b in stale]
     if not filters:
         return 0
+    admin = admin_client(settings)      # held until every answer is in: a collected client cancels them
     deleted = 0
-    for fut in admin_client(settings).delete_acls(filters, request_timeout=30).values():
+    for fut in admin.delete_acls(filters, request_timeout=30).values():
         deleted += len(fut.result())
     return deleted
 

@@ -5,9 +5,9 @@ Pure functions over decoded records, shared by `makegood status` and `makegood r
 A review case is *open* until a reviewer's decision answers it:
 - one that pays leaves a remedy on its case (subject_id == case_id) whose source is a record of
   remedy.review-decisions.v1 (a decision's remedy carries its lineage);
-- every decision, a DENY included, sends its reporter one REVIEW_DECIDED notice about the
-  case's latest report (processors.decisions), so a case is answered when such a notice names
-  one of its reports.
+- every decision, a DENY included, sends its reporter one REVIEW_DECIDED notice whose id is
+  made of the case id and the decision's number (processors.ids.decision_notice_id), so a case
+  is answered once the notice of its first decision is out.
 Tier payouts on the same case, before or after, do not close it.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Protocol, Sequence
 
+from processors.ids import decision_notice_id
 from processors.model import Action, NoticeKind, RemedyAction, SubjectKind, UserNotice
 
 REVIEW_DECISIONS = "remedy.review-decisions.v1"   # the reviewers' input topic (issue #16)
@@ -23,8 +24,6 @@ REVIEW_DECISIONS = "remedy.review-decisions.v1"   # the reviewers' input topic (
 class ReviewLike(Protocol):
     review_id: str
     case_id: str
-    reporter_id: str
-    report_ids: tuple[str, ...]
     decided_at: int
 
 
@@ -39,9 +38,8 @@ def decided_cases(remedies: Iterable[RemedyAction]) -> set[str]:
 
 def answered_cases(reviews: Iterable[ReviewLike], notices: Iterable[UserNotice]) -> set[str]:
     """Cases a reviewer's decision answered, paying or not (see the module doc)."""
-    told = {(n.user_id, n.report_id) for n in notices if n.kind is NoticeKind.REVIEW_DECIDED}
-    return {v.case_id for v in reviews
-            if any((v.reporter_id, rid) in told for rid in (*v.report_ids, v.case_id))}
+    told = {n.notice_id for n in notices if n.kind is NoticeKind.REVIEW_DECIDED}
+    return {v.case_id for v in reviews if decision_notice_id(v.case_id, 0) in told}
 
 
 def open_reviews(reviews: Iterable[ReviewLike], remedies: Iterable[RemedyAction],

@@ -48,8 +48,6 @@ class ReviewView:
     case_id: str = ""
     claimed_loss_krw: int | None = None
     decided_at: int = 0
-    reporter_id: str = ""
-    report_ids: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------------------------ the report
@@ -328,8 +326,7 @@ def collect(settings: Settings, codec: Codec, incident_id: str, *, idle: float =
             elif logical == REVIEWS:
                 d = reviews_codec.decode("review_case", value)
                 reviews.append(ReviewView(d["review_id"], d["incident_id"], ReviewReason[d["reason"]],
-                                          d["case_id"], d["claimed_loss_krw"], d["decided_at"],
-                                          d["reporter_id"], tuple(d["report_ids"])))
+                                          d["case_id"], d["claimed_loss_krw"], d["decided_at"]))
             elif logical == NOTICES:
                 n = codec.decode_obj("user_notice", value)
                 if n.incident_id == incident_id:

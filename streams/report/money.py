@@ -65,8 +65,8 @@ def extension_values(remedies: Sequence[RemedyAction],
 
 
 def exposure(reviews: Sequence, remedies: Sequence[RemedyAction], notices: Sequence = ()) -> Exposure:
-    """`reviews` carry review_id, case_id, reporter_id, report_ids and claimed_loss_krw (a
-    ReviewCase does); `notices` the REVIEW_DECIDED notices that answer a case without pay."""
+    """`reviews` carry review_id, case_id and claimed_loss_krw (a ReviewCase does); `notices`
+    may hold the REVIEW_DECIDED notices that answer a case without pay."""
     distinct = list({v.review_id: v for v in reviews}.values())
     still = open_reviews(distinct, remedies, notices)
     cases = {v.case_id for v in distinct}

@@ -290,18 +290,19 @@ def test_html_puts_extended_and_granted_hours_on_separate_charts():
 
 
 def test_a_denied_case_is_decided_not_open():
-    """A DENY pays nothing; its REVIEW_DECIDED notice, about the case's latest report, closes it."""
+    """A DENY pays nothing; the REVIEW_DECIDED notice of the case's first decision closes it."""
     import dataclasses
+    from processors.ids import decision_notice_id
     v1 = review("v1", ReviewReason.LARGE_BUSINESS_LOSS)
-    v2 = dataclasses.replace(review("v2", ReviewReason.FREE_SERVICE), report_ids=("r2", "r5"))
-    denied = dataclasses.replace(notice("n9", NoticeKind.REVIEW_DECIDED), user_id="biz1", report_id="r5",
-                                 source=src(topic="ns1.remedy.review-decisions.v1"))
+    v2 = review("v2", ReviewReason.FREE_SERVICE)
+    denied = dataclasses.replace(notice(decision_notice_id("C-v2", 0), NoticeKind.REVIEW_DECIDED), user_id="biz1",
+                                 report_id="r5", source=src(topic="ns1.remedy.review-decisions.v1"))
     base = [notice("n1", NoticeKind.REMEDY_ISSUED)]
     x = build(reviews=[v1, v2], notices=base).exposure
     assert (x.open_cases, x.decided_cases) == (2, 0)
     x = build(reviews=[v1, v2], notices=base + [denied]).exposure
     assert (x.open_cases, x.open_claimed_won, x.decided_cases, x.decided_won) == (1, 800_000, 1, 0)
-    # the same notice to another user, or about a report of no case, answers nothing
-    for stray in (dataclasses.replace(denied, user_id="biz2"), dataclasses.replace(denied, report_id="r9"),
-                  dataclasses.replace(denied, kind=NoticeKind.REPORT_IN_REVIEW)):
+    # a notice of another kind, or of another case's decision, answers nothing
+    for stray in (dataclasses.replace(denied, kind=NoticeKind.REPORT_IN_REVIEW),
+                  dataclasses.replace(denied, notice_id=decision_notice_id("C-v9", 0))):
         assert build(reviews=[v1, v2], notices=base + [stray]).exposure.open_cases == 2
