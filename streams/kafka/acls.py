@@ -152,7 +152,7 @@ def classify(settings: Settings, roles: Mapping[str, Role], topics: Iterable[str
     """The drift among `present` (every ACL the cluster describes) from `roles` and the
     declared `topics` (logical names), under the settings' namespace."""
     wanted = set(bindings(settings, roles))
-    ours = {ResourceType.TOPIC: {settings.topic(t) for t in topics}}
+    names = {settings.topic(t) for t in topics}
     prefixes = {ResourceType.GROUP: {settings.topic(g) for r in roles.values() for g in r.groups},
                 ResourceType.TRANSACTIONAL_ID: {settings.topic(t) for r in roles.values()
                                                 for t in r.transactional_ids}}
@@ -161,7 +161,6 @@ def classify(settings: Settings, roles: Mapping[str, Role], topics: Iterable[str
         if b in wanted or b.permission_type is not AclPermissionType.ALLOW:
             continue
         if b.restype is ResourceType.TOPIC:
-            names = ours[ResourceType.TOPIC]
             exact = b.resource_pattern_type is ResourcePatternType.LITERAL and b.name in names
             reaches = b.name == "*" or (b.resource_pattern_type is ResourcePatternType.PREFIXED
                                         and any(t.startswith(b.name) for t in names))
@@ -209,12 +208,7 @@ def prune_acls(settings: Settings, stale: Iterable[AclBinding]) -> int:
 
 def delete_acls(settings: Settings, roles: Mapping[str, Role]) -> None:
     """Remove the ACLs `create_acls` made for these roles under this namespace (tests)."""
-    filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host,
-                                b.operation, b.permission_type) for b in bindings(settings, roles)]
-    if filters:
-        admin = admin_client(settings)
-        for fut in admin.delete_acls(filters, request_timeout=30).values():
-            fut.result()
+    prune_acls(settings, bindings(settings, roles))
 
 
 def _reason(exc: Exception) -> str:
