@@ -251,7 +251,7 @@ def install_redis(say: Callable[[str], None]) -> str:
 
 
 def _megabytes(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.glob("*") if f.is_file()) // 1_000_000 if folder.is_dir() else 0
+    return sum(f.stat().st_size for f in folder.glob("*") if f.is_file()) // 1_000_000
 
 
 class RedisServer:
