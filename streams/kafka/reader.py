@@ -27,6 +27,13 @@ from streams.settings import Settings
 CHUNK = 2000            # records per consume() call
 STALL_S = 60.0          # nothing at all for this long: the read fails
 GAP_CHECK_S = 1.0       # nothing for this long: compare positions with the ends
+# A partition's offsets asked while its leader is not known yet (a topic created a moment ago)
+# or is moving (a broker restarting) are asked again, for this long, before the read fails.
+LEADER_WAIT_S = 30.0
+LEADER_MOVING = frozenset({
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_PARTITION, KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT, KafkaError._TRANSPORT,
+})
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,18 @@ class PartitionReader:
         return sorted(t.partitions)
 
     def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
-        return self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        deadline = time.monotonic() + LEADER_WAIT_S
+        while True:
+            try:
+                return self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                if not isinstance(err, KafkaError) or err.code() not in LEADER_MOVING:
+                    raise
+                if time.monotonic() > deadline:
+                    raise ReadError(f"no leader answered for {topic} partition {partition} on "
+                                    f"{self.settings.bootstrap} within {LEADER_WAIT_S:.0f} s: {err.str()}") from None
+                time.sleep(0.5)
 
     def whole(self, topic: str) -> list[Span]:
         """Every partition from its first offset to its end as of now."""
