@@ -23,6 +23,7 @@ a librdkafka producer, which is what lets the group fence a worker's transaction
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,14 @@ log = logging.getLogger(__name__)
 
 BATCH = 2000              # records per consume() call
 POLL_S = 0.05             # how long consume() waits for the first record
+# A member that has not asked for records this long leaves the group, so its partitions go to a
+# worker that can make progress (librdkafka's heartbeats go on in its own threads even when
+# this process is stuck; Kafka's default is 300 s). A batch is handled in well under a second;
+# only an outage of Redis, Kafka or the registry holds one longer, and fencing makes a batch
+# the group moved on from harmless (GroupFenced).
+MAX_POLL_INTERVAL_MS = 120_000
+# A batch still in hand after this long is logged with where every task of the worker waits.
+STUCK_S = 90.0
 
 Restore = Callable[[set[int], dict[tuple[str, int], int]], Any]   # (partitions, committed) -> restored
 
@@ -112,8 +121,8 @@ class GroupConsumer:
         return self.settings.kafka_config(**{
             "group.id": self.group, "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "isolation.level": "read_committed", "session.timeout.ms": 10_000,
-            "heartbeat.interval.ms": 1_000, "fetch.wait.max.ms": 100,
-            "partition.assignment.strategy": "range"})
+            "heartbeat.interval.ms": 1_000, "max.poll.interval.ms": MAX_POLL_INTERVAL_MS,
+            "fetch.wait.max.ms": 100, "partition.assignment.strategy": "range"})
 
     def _open(self) -> None:
         c = Consumer(self._config())
@@ -193,7 +202,7 @@ class GroupConsumer:
                 self.observer.consumed_batch(msgs)
                 while True:
                     try:
-                        await self._handle(msgs, self)
+                        await self._watched(msgs)
                         self.registry.resumed()
                     except GroupFenced as exc:
                         log.warning("%s batch of %d records dropped: the group moved on (%s); "
@@ -209,6 +218,22 @@ class GroupConsumer:
             await loop.run_in_executor(self._pool, self._close)
             self._pool.shutdown(wait=False)
 
+    async def _watched(self, msgs: list[Message]) -> None:
+        """`handle(msgs)`; a batch still in hand after STUCK_S is logged once with the stack of
+        every task of the worker (what it waits for), and again every STUCK_S without them."""
+        task = asyncio.ensure_future(self._handle(msgs, self))
+        waited = 0.0
+        try:
+            while not (await asyncio.wait({task}, timeout=STUCK_S))[0]:
+                waited += STUCK_S
+                where = f"; where each task waits:\n{task_stacks()}" if waited == STUCK_S else ""
+                log.warning("%s batch of %d records still in hand after %.0f s%s", self.name, len(msgs),
+                            waited, where)
+        finally:
+            if not task.done():
+                task.cancel()
+        task.result()
+
     @staticmethod
     def _firsts(msgs: Sequence[Message]) -> list[TopicPartition]:
         """Where a dropped batch began, per partition: read again from there if still ours."""
@@ -216,3 +241,24 @@ class GroupConsumer:
         for m in msgs:
             first.setdefault((m.topic(), m.partition()), m.offset())
         return [TopicPartition(t, p, off) for (t, p), off in first.items()]
+
+
+def task_stacks() -> str:
+    """Where every task on the running loop waits: its chain of awaits, outermost first."""
+    lines = []
+    for task in sorted(asyncio.all_tasks(), key=lambda t: t.get_name()):
+        lines.append(f"  {task.get_name()}: " + " > ".join(_awaits(task.get_coro())))
+    return "\n".join(lines)
+
+
+def _awaits(coro: Any) -> list[str]:
+    """file:line function of each coroutine down a chain of awaits (as far as it is visible)."""
+    out = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            out.append(type(coro).__name__)
+            break
+        out.append(f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno} {frame.f_code.co_qualname}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return out

@@ -1,7 +1,9 @@
 """What a worker shows an SRE while it runs: heartbeat, readiness, probes, a progress line.
 
 Loop tasks started with the worker's services:
-- heartbeat (every 0.5 s): feeds /healthz and makegood_event_loop_lag_seconds;
+- heartbeat (every 0.5 s): feeds /healthz and makegood_event_loop_lag_seconds; a loop blocked
+  for STALL_DUMP_S has the stack of every thread written to stderr (faulthandler, which needs
+  neither the loop nor the GIL), and says so in the log once it runs again;
 - readiness (same tick): the incident feed caught up, entitlement partitions restored and
   caught up after the last assignment, report partitions' cases read back, Kafka and Redis
   reachable; every change is logged once;
@@ -13,7 +15,9 @@ Loop tasks started with the worker's services:
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
+import sys
 import time
 from typing import Any, Callable
 
@@ -32,6 +36,7 @@ TICK_S = 0.5
 PROBE_S = 5.0
 PROGRESS_S = 30.0
 PROBE_TIMEOUT_S = 5.0
+STALL_DUMP_S = 60.0       # the event loop blocked this long: every thread's stack to stderr
 CONDITIONS = ["kafka", "redis", "incident feed", "entitlements", "reports", "schema registry"]
 
 Lags = dict[tuple[str, int], int]
@@ -94,8 +99,10 @@ class Watch:
 
     def __init__(self, settings: Settings, health: Health, metrics: WorkerMetrics, noise: LibraryNoise,
                  *, ledger: Any, probe: KafkaProbe, held: Callable[[], dict[str, set[int]]],
-                 feed_positions: Callable[[], dict[int, int]], conditions: Callable[[], dict[str, str | None]]):
+                 feed_positions: Callable[[], dict[int, int]], conditions: Callable[[], dict[str, str | None]],
+                 stall_dump_s: float | None = STALL_DUMP_S):
         self.settings = settings
+        self.stall_dump_s = stall_dump_s
         self.health = health
         self.metrics = metrics
         self.ledger = ledger
@@ -126,6 +133,8 @@ class Watch:
                                                             self._probe_kafka, self._progress)]
 
     async def stop(self) -> None:
+        if self.stall_dump_s is not None:
+            faulthandler.cancel_dump_traceback_later()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -136,8 +145,14 @@ class Watch:
         loop = asyncio.get_running_loop()
         while True:
             before = loop.time()
+            if self.stall_dump_s is not None:    # re-armed every tick: fires only if the loop stops
+                faulthandler.dump_traceback_later(self.stall_dump_s, exit=False, file=sys.stderr)
             await asyncio.sleep(TICK_S)
-            self.metrics.loop_lag.set(max(0.0, loop.time() - before - TICK_S))
+            lag = max(0.0, loop.time() - before - TICK_S)
+            self.metrics.loop_lag.set(lag)
+            if self.stall_dump_s is not None and lag >= self.stall_dump_s:
+                log.warning("the event loop was blocked for %.0f s; the stack of every thread at %.0f s is "
+                            "on stderr, after a line \"Timeout (...)!\"", lag, self.stall_dump_s)
             self.health.beat()
             self.evaluate()
 
