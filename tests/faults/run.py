@@ -275,5 +275,5 @@ class FaultRun:
         if not t.clean:
             (self.workers.logdir / "problems.txt").write_text("\n".join(t.problems + self.offsets()) + "\n")
         assert t.clean, "\n".join([line, *t.examples, "events:", *self.events, "worker logs:",
-                                   self.workers.logs()[-6000:]])
+                                   self.workers.logs()])
         return t

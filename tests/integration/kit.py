@@ -46,8 +46,10 @@ class Workers(WorkerPool):
     def alive(self) -> list[bool]:
         return [p.poll() is None for p in self.procs]
 
-    def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.logdir.glob("worker-*.log")))
+    def logs(self, tail: int = 6000) -> str:
+        """The end of every worker's log, each under its name (for a failing assertion)."""
+        return "\n".join(f"--- {p.name} (last {tail} characters)\n{p.read_text(errors='replace')[-tail:]}"
+                         for p in sorted(self.logdir.glob("worker-*.log")))
 
 
 SCHEMA_OF = {"outage.windows.v1": "outage_window", "entitlement.states.v1": "entitlement_state",

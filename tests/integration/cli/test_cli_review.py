@@ -23,7 +23,7 @@ def _wait(predicate, workers, timeout=90):
             return got
         assert any(workers.alive()), workers.logs()
         time.sleep(1)
-    raise AssertionError("timed out\n" + workers.logs()[-3000:])
+    raise AssertionError("timed out\n" + workers.logs())
 
 
 def test_list_then_decide_pays_once_in_the_users_language(settings, codec, workers):

@@ -27,7 +27,7 @@ def _assert_same_remedies(settings, codec, expected, workers):
     missing = kit.as_rows(expected) - kit.as_rows(got)
     extra = kit.as_rows(got) - kit.as_rows(expected)
     assert not missing and not extra, (f"{len(missing)} missing, {len(extra)} extra\n"
-                                       + "\n".join(sorted(missing)[:3] + sorted(extra)[:3]) + workers.logs()[-3000:])
+                                       + "\n".join(sorted(missing)[:3] + sorted(extra)[:3]) + workers.logs())
     return got
 
 

@@ -39,7 +39,7 @@ def _valid_outputs_match(settings, codec, policy, pub, workers) -> list:
     expected = evaluate(policy, pub.windows, pub.entitlements, pub.reports)
     got = kit.settle(settings, codec, len(expected.remedies), workers=workers)
     remedies = [codec.decode_obj("remedy_action", m.value()) for m in got]
-    assert kit.as_rows(remedies) == kit.as_rows(expected.remedies), workers.logs()[-3000:]
+    assert kit.as_rows(remedies) == kit.as_rows(expected.remedies), workers.logs()
     notices = [codec.decode_obj("user_notice", m.value())
                for m in read_topic(settings, "remedy.notices.v1", expect=len(expected.notices), idle=2)]
     assert kit.as_rows(notices) == kit.as_rows(expected.notices)

@@ -98,7 +98,7 @@ def test_digests_and_review_decisions_match_the_evaluator(settings, codec, worke
     kit.settle(settings, codec, len(expected.notices), workers=workers, topic="remedy.notices.v1")
     kit.settle(settings, codec, 1, workers=workers, topic="remedy.deadletter.v1")
     t = kit.tally(settings, codec, expected, dead=[i.source for i in expected.invalid])
-    assert t.clean, "\n".join(t.problems) + workers.logs()[-3000:]
+    assert t.clean, "\n".join(t.problems) + workers.logs()
 
     got = kit.remedies_on_topic(settings, codec)
     review = sorted((r for r in got if r.rule_id == "business-payout-review"), key=lambda r: r.decided_at)
@@ -156,7 +156,7 @@ def test_a_replayed_decision_pays_nothing_new(settings, codec, workers, policy):
     kit.publish(settings, codec, DECISIONS, [decided(c, amount=250_000) for c in cases], pub)   # and resent
     wait_for_group(settings, workers)
     t = kit.tally(settings, codec, expected)
-    assert t.clean, t.examples + [workers.logs()[-3000:]]
+    assert t.clean, t.examples + [workers.logs()]
     assert len(read_topic(settings, "remedy.notices.v1")) == before
     paid = [r for r in kit.remedies_on_topic(settings, codec) if r.rule_id == "business-payout-review"]
     assert len(paid) == len(cases) and all(r.amount_krw == 250_000 for r in paid)
